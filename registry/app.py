@@ -1,0 +1,101 @@
+"""The ASGI application: routes, error rendering, the API version header, and services built in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.config import Config
+from registry.content.blobs import BlobStore
+from registry.content.manifests import ManifestStore
+from registry.content.uploads import UploadStore
+from registry.db.engine import Database
+from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_response
+from registry.handlers.base import Services
+from registry.routes import api_routes
+from storage_backends import StorageBackend, StorageError, create_backend
+
+log = logging.getLogger("registry")
+_VERSION_HEADER = [(k.lower().encode(), v.encode()) for k, v in API_VERSION_HEADER.items()]
+
+
+class APIVersionHeader:
+    """Adds ``Docker-Distribution-API-Version`` to every response, errors included."""
+
+    def __init__(self, app: ASGIApp, extra: list[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self.headers = _VERSION_HEADER + extra
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self.headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return error_response(exc, head=request.method == "HEAD")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = ErrorCode.UNSUPPORTED
+    return error_response(code.error({"reason": exc.detail}, status=exc.status_code, headers=dict(exc.headers or {})))
+
+
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    return error_response(ErrorCode.BLOB_UPLOAD_INVALID.error({"reason": "client disconnected"}))
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    log.exception("storage error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ErrorCode.UNAVAILABLE.error({"reason": "storage unavailable"}))
+
+
+def _routes(config: Config) -> list[BaseRoute]:
+    routes = api_routes()
+    return [Mount(config.http.prefix, routes=routes)] if config.http.prefix else routes
+
+
+def create_app(config: Config, *, backend: StorageBackend | None = None, database: Database | None = None) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = backend or create_backend(config.storage.driver, config.storage.params)
+        db = database or Database(config.database_url)
+        blobs = BlobStore(store, db)
+        app.state.services = Services(config, db, store, blobs, UploadStore(store, db), ManifestStore(db, blobs))
+        try:
+            yield
+        finally:
+            if database is None:
+                await db.dispose()
+            if backend is None:
+                await store.close()
+
+    app = Starlette(
+        routes=_routes(config),
+        lifespan=lifespan,
+        exception_handlers={
+            RegistryError: _registry_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _client_disconnect,
+            StorageError: _storage_error,
+        },
+    )
+    extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
+    app.add_middleware(APIVersionHeader, extra=extra)
+    return app

@@ -1,0 +1,64 @@
+"""Blobs as a repository sees them: stored once per digest, visible only through the repository's link."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from registry.content import paths
+from registry.db import queries
+from registry.db.engine import Database
+from registry.digests import Digest
+from registry.errors import ErrorCode
+from storage_backends import PathNotFound, StorageBackend
+
+
+class BlobStore:
+    def __init__(self, backend: StorageBackend, db: Database) -> None:
+        self.backend = backend
+        self.db = db
+
+    async def size(self, repo: str, digest: Digest) -> int:
+        async with self.db.read() as session:
+            size = await queries.linked_blob_size(session, repo, str(digest))
+        if size is None:
+            raise ErrorCode.BLOB_UNKNOWN.error({"digest": str(digest)})
+        return size
+
+    def read(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return self.backend.reader(paths.blob_path(digest), offset, length)
+
+    async def redirect_url(self, digest: Digest, method: str) -> str | None:
+        return await self.backend.redirect_url(paths.blob_path(digest), method)
+
+    async def mount(self, repo: str, digest: Digest, source: str | None) -> int | None:
+        """Link a blob that ``source`` (or, when None, any repository) has into ``repo``; its size, or None."""
+        async with self.db.write() as session:
+            if source is not None:
+                size = await queries.linked_blob_size(session, source, str(digest))
+            else:
+                holders = await queries.repositories_with_blob(session, str(digest))
+                size = await queries.blob_size(session, str(digest)) if holders else None
+            if size is None:
+                return None
+            repo_id = await queries.ensure_repository(session, repo)
+            await queries.link_blob(session, repo_id, str(digest))
+        return size
+
+    async def unlink(self, repo: str, digest: Digest) -> None:
+        async with self.db.write() as session:
+            repo_id = await queries.repository_id(session, repo)
+            if repo_id is None or not await queries.unlink_blob(session, repo_id, str(digest)):
+                raise ErrorCode.BLOB_UNKNOWN.error({"digest": str(digest)})
+
+    async def put_small(self, repo: str, data: bytes) -> Digest:
+        """Store a small blob the registry itself knows the bytes of (the empty JSON config ``{}``)."""
+        digest = Digest.of(data)
+        try:
+            await self.backend.stat(paths.blob_path(digest))
+        except PathNotFound:
+            await self.backend.put_content(paths.blob_path(digest), data)
+        async with self.db.write() as session:
+            repo_id = await queries.ensure_repository(session, repo)
+            await queries.add_blob(session, str(digest), len(data))
+            await queries.link_blob(session, repo_id, str(digest))
+        return digest

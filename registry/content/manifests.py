@@ -1,0 +1,136 @@
+"""Manifests and tags over SQL: a manifest is accepted only when everything it names is already in the repository,
+and it is stored under the digest of the exact bytes received."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from registry.content.blobs import BlobStore
+from registry.db import queries
+from registry.db.engine import Database
+from registry.digests import Digest, looks_like_digest
+from registry.errors import ErrorCode
+from registry.manifests import Descriptor, ParsedManifest, parse_manifest
+from registry.names import check_tag
+
+EMPTY_JSON = b"{}"
+EMPTY_DIGEST = str(Digest.of(EMPTY_JSON))
+# layers a registry is not required to hold (they carry ``urls`` to fetch them from elsewhere)
+NON_DISTRIBUTABLE_PREFIXES = (
+    "application/vnd.oci.image.layer.nondistributable.",
+    "application/vnd.docker.image.rootfs.foreign.",
+)
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    id: int
+    digest: str
+    media_type: str
+    size: int
+    payload: bytes
+
+
+class ManifestStore:
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
+
+    async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> ParsedManifest:
+        parsed = parse_manifest(body, content_type)
+        digest, tag = _resolve_reference(reference, body, parsed)
+        if any(d.digest == EMPTY_DIGEST and d.size == len(EMPTY_JSON) for d in parsed.blob_references):
+            await self.blobs.put_small(repo, EMPTY_JSON)
+        async with self.db.write() as session:
+            repo_id = await queries.ensure_repository(session, repo)
+            blob_digests = await _check_blobs(session, repo_id, parsed)
+            child_ids = await _check_children(session, repo_id, parsed)
+            manifest_id = await queries.insert_manifest(
+                session, _row(repo_id, digest, body, parsed), blob_digests, child_ids
+            )
+            if tag is not None:
+                await queries.upsert_tag(session, repo_id, tag, manifest_id)
+        return parsed
+
+    async def get(self, repo: str, reference: str) -> StoredManifest:
+        async with self.db.read() as session:
+            if looks_like_digest(reference):
+                row = await queries.manifest_by_digest(session, repo, str(Digest.parse(reference)))
+            else:
+                row = await queries.manifest_by_tag(session, repo, check_tag(reference))
+        if row is None:
+            raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
+        return StoredManifest(row.id, row.digest, row.media_type, row.size, row.payload)
+
+    async def delete(self, repo: str, reference: str) -> None:
+        is_digest = looks_like_digest(reference)
+        target = str(Digest.parse(reference)) if is_digest else check_tag(reference)
+        async with self.db.write() as session:
+            repo_id = await queries.repository_id(session, repo)
+            deleted = repo_id is not None and await (
+                queries.delete_manifest(session, repo_id, target)
+                if is_digest
+                else queries.delete_tag(session, repo_id, target)
+            )
+        if not deleted:
+            raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
+
+    async def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, Any]]:
+        async with self.db.read() as session:
+            rows = await queries.referrers(session, repo, str(subject), artifact_type)
+        return [_descriptor(row) for row in rows]
+
+
+def _resolve_reference(reference: str, body: bytes, parsed: ParsedManifest) -> tuple[str, str | None]:
+    if not looks_like_digest(reference):
+        return parsed.digest, check_tag(reference)
+    expected = Digest.parse(reference)
+    actual = str(Digest.of(body, expected.algorithm))
+    if actual != str(expected):
+        raise ErrorCode.DIGEST_INVALID.error({"expected": str(expected), "actual": actual})
+    return actual, None
+
+
+def _required(descriptor: Descriptor) -> bool:
+    return not descriptor.media_type.startswith(NON_DISTRIBUTABLE_PREFIXES)
+
+
+async def _check_blobs(session: Any, repo_id: int, parsed: ParsedManifest) -> set[str]:
+    wanted = {d.digest for d in parsed.blob_references if _required(d)}
+    missing = wanted - await queries.linked_blobs(session, repo_id, wanted)
+    if missing:
+        raise ErrorCode.MANIFEST_BLOB_UNKNOWN.error({"digest": sorted(missing)[0]})
+    return wanted
+
+
+async def _check_children(session: Any, repo_id: int, parsed: ParsedManifest) -> list[int]:
+    wanted = {d.digest for d in parsed.manifests}
+    found = await queries.manifest_ids(session, repo_id, wanted)
+    missing = wanted - found.keys()
+    if missing:
+        raise ErrorCode.MANIFEST_BLOB_UNKNOWN.error({"digest": sorted(missing)[0]})
+    return list(found.values())
+
+
+def _row(repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> dict[str, Any]:
+    return {
+        "repository_id": repo_id,
+        "digest": digest,
+        "media_type": parsed.media_type,
+        "artifact_type": parsed.artifact_type,
+        "subject_digest": parsed.subject.digest if parsed.subject else None,
+        "annotations": json.dumps(parsed.annotations) if parsed.annotations else None,
+        "size": len(body),
+        "payload": body,
+    }
+
+
+def _descriptor(row: Any) -> dict[str, Any]:
+    descriptor: dict[str, Any] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+    if row.artifact_type:
+        descriptor["artifactType"] = row.artifact_type
+    if row.annotations:
+        descriptor["annotations"] = json.loads(row.annotations)
+    return descriptor

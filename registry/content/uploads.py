@@ -1,0 +1,179 @@
+"""Upload sessions: bytes stream into storage, the session's offset lives in SQL, the blob becomes visible only
+once its digest is verified.
+
+Any worker or replica can continue or finish any session: the hash state kept here is only a cache for the
+common case (one connection streams the whole upload); when it is missing the data is re-hashed from storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from registry.content import paths
+from registry.db import queries
+from registry.db.engine import Database
+from registry.digests import Digest
+from registry.errors import ErrorCode
+from storage_backends import FileWriter, PathNotFound, StorageBackend
+
+WRITE_SIZE = 4 * 1024 * 1024
+_HASH_CACHE_LIMIT = 1024
+
+
+@dataclass
+class _HashState:
+    offset: int
+    hasher: Any
+
+
+class UploadStore:
+    def __init__(self, backend: StorageBackend, db: Database) -> None:
+        self.backend = backend
+        self.db = db
+        self._hashes: dict[str, _HashState] = {}
+
+    async def start(self, repo: str) -> str:
+        upload_id = str(uuid.uuid4())
+        async with self.db.write() as session:
+            repo_id = await queries.ensure_repository(session, repo)
+            await queries.create_upload(session, upload_id, repo_id)
+        return upload_id
+
+    async def size(self, repo: str, upload_id: str) -> int:
+        if not _is_uuid(upload_id):
+            raise ErrorCode.BLOB_UPLOAD_UNKNOWN.error({"uuid": upload_id})
+        async with self.db.read() as session:
+            size = await queries.upload_size(session, upload_id, repo)
+        if size is None:
+            raise ErrorCode.BLOB_UPLOAD_UNKNOWN.error({"uuid": upload_id})
+        return size
+
+    async def append(self, repo: str, upload_id: str, body: AsyncIterator[bytes], start: int | None = None) -> int:
+        """Append a request body at the session's offset (``start`` must equal it when given); returns the new size."""
+        size = await self.size(repo, upload_id)
+        if start is not None and start != size:
+            raise ErrorCode.RANGE_INVALID.error({"expected_start": size, "start": start}, headers=_range_headers(size))
+        writer = await self._open(upload_id, size)
+        try:
+            await self._copy(upload_id, body, writer)
+        finally:
+            await writer.close()
+            await self._record_size(upload_id, writer.size)
+        return writer.size
+
+    async def complete(self, repo: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes]) -> int:
+        """Write the last bytes, verify the digest, and make the blob visible in ``repo``; returns its size."""
+        size = await self.size(repo, upload_id)
+        writer = await self._open(upload_id, size)
+        try:
+            await self._copy(upload_id, body, writer)
+        except BaseException:
+            await writer.close()
+            await self._record_size(upload_id, writer.size)
+            raise
+        await writer.commit()
+        actual = await self._digest(upload_id, writer.size, digest.algorithm)
+        if actual != str(digest):
+            await self.cancel(repo, upload_id)
+            raise ErrorCode.DIGEST_INVALID.error({"expected": str(digest), "actual": actual})
+        await self._publish(repo, upload_id, digest, writer.size)
+        return writer.size
+
+    async def cancel(self, repo: str, upload_id: str) -> None:
+        await self.size(repo, upload_id)
+        self._hashes.pop(upload_id, None)
+        async with self.db.write() as session:
+            await queries.delete_upload(session, upload_id)
+        await self._remove_data(upload_id)
+
+    async def _open(self, upload_id: str, size: int) -> FileWriter:
+        writer = await self.backend.writer(paths.upload_data_path(upload_id), append=size > 0)
+        if writer.size != size:
+            # storage holds bytes the database never acknowledged (a crash mid-request): they cannot be trusted
+            await writer.close()
+            raise ErrorCode.BLOB_UPLOAD_INVALID.error({"reason": "upload data out of step, restart the upload"})
+        return writer
+
+    async def _copy(self, upload_id: str, body: AsyncIterator[bytes], writer: FileWriter) -> None:
+        state = self._hash_state(upload_id, writer.size)
+        buffer = bytearray()
+        try:
+            async for chunk in body:
+                buffer += chunk
+                if len(buffer) >= WRITE_SIZE:
+                    await _write(writer, state, bytes(buffer))
+                    buffer.clear()
+        finally:
+            if buffer:
+                await _write(writer, state, bytes(buffer))
+
+    def _hash_state(self, upload_id: str, offset: int) -> _HashState | None:
+        state = self._hashes.get(upload_id)
+        if state is None and offset == 0:
+            if len(self._hashes) >= _HASH_CACHE_LIMIT:
+                self._hashes.pop(next(iter(self._hashes)))
+            state = self._hashes[upload_id] = _HashState(0, Digest("sha256", "").hasher())
+        if state is None or state.offset != offset:
+            self._hashes.pop(upload_id, None)
+            return None
+        return state
+
+    async def _record_size(self, upload_id: str, size: int) -> None:
+        async with self.db.write() as session:
+            await queries.set_upload_size(session, upload_id, size)
+
+    async def _digest(self, upload_id: str, size: int, algorithm: str) -> str:
+        state = self._hashes.pop(upload_id, None)
+        if algorithm == "sha256" and state is not None and state.offset == size:
+            return f"sha256:{state.hasher.hexdigest()}"
+        hasher = Digest(algorithm, "").hasher()
+        async for chunk in self.backend.reader(paths.upload_data_path(upload_id)):
+            hasher.update(chunk)
+        return f"{algorithm}:{hasher.hexdigest()}"
+
+    async def _publish(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+        source, dest = paths.upload_data_path(upload_id), paths.blob_path(digest)
+        if await _exists(self.backend, dest):
+            await self.backend.delete(source)
+        else:
+            await self.backend.move(source, dest)
+        async with self.db.write() as session:
+            repo_id = await queries.ensure_repository(session, repo)
+            await queries.add_blob(session, str(digest), size)
+            await queries.link_blob(session, repo_id, str(digest))
+            await queries.delete_upload(session, upload_id)
+        await self._remove_data(upload_id)
+
+    async def _remove_data(self, upload_id: str) -> None:
+        with contextlib.suppress(PathNotFound):
+            await self.backend.delete(paths.upload_dir(upload_id))
+
+
+async def _write(writer: FileWriter, state: _HashState | None, data: bytes) -> None:
+    await writer.write(data)
+    if state is not None:
+        state.hasher.update(data)
+        state.offset += len(data)
+
+
+async def _exists(backend: StorageBackend, path: str) -> bool:
+    try:
+        await backend.stat(path)
+    except PathNotFound:
+        return False
+    return True
+
+
+def _range_headers(size: int) -> dict[str, str]:
+    return {"Range": f"0-{max(size - 1, 0)}"}
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False

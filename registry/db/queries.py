@@ -1,0 +1,226 @@
+"""The registry's SQL: a few small async queries over ``registry.db.models``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.db.models import (
+    Blob,
+    Manifest,
+    ManifestBlob,
+    ManifestReference,
+    Repository,
+    RepositoryBlob,
+    Tag,
+    Upload,
+    utcnow,
+)
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+async def _insert_ignore(session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(_insert(session, model).on_conflict_do_nothing(), rows)
+
+
+# repositories
+
+
+async def repository_id(session: AsyncSession, name: str) -> int | None:
+    return await session.scalar(select(Repository.id).where(Repository.name == name))
+
+
+async def ensure_repository(session: AsyncSession, name: str) -> int:
+    await _insert_ignore(session, Repository, [{"name": name, "created_at": utcnow()}])
+    repo_id = await repository_id(session, name)
+    assert repo_id is not None
+    return repo_id
+
+
+async def list_repositories(session: AsyncSession, last: str | None, limit: int) -> list[str]:
+    query = select(Repository.name).order_by(Repository.name).limit(limit)
+    if last is not None:
+        query = query.where(Repository.name > last)
+    return list((await session.scalars(query)).all())
+
+
+# blobs
+
+
+async def add_blob(session: AsyncSession, digest: str, size: int) -> None:
+    await _insert_ignore(session, Blob, [{"digest": digest, "size": size, "created_at": utcnow()}])
+
+
+async def link_blob(session: AsyncSession, repo_id: int, digest: str) -> None:
+    await _insert_ignore(
+        session, RepositoryBlob, [{"repository_id": repo_id, "blob_digest": digest, "created_at": utcnow()}]
+    )
+
+
+async def unlink_blob(session: AsyncSession, repo_id: int, digest: str) -> bool:
+    result = await session.execute(
+        delete(RepositoryBlob).where(RepositoryBlob.repository_id == repo_id, RepositoryBlob.blob_digest == digest)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def blob_size(session: AsyncSession, digest: str) -> int | None:
+    return await session.scalar(select(Blob.size).where(Blob.digest == digest))
+
+
+async def linked_blob_size(session: AsyncSession, repo_name: str, digest: str) -> int | None:
+    query = (
+        select(Blob.size)
+        .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
+        .join(Repository, Repository.id == RepositoryBlob.repository_id)
+        .where(Repository.name == repo_name, Blob.digest == digest)
+    )
+    return await session.scalar(query)
+
+
+async def repositories_with_blob(session: AsyncSession, digest: str) -> list[str]:
+    query = (
+        select(Repository.name)
+        .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
+        .where(RepositoryBlob.blob_digest == digest)
+        .order_by(Repository.name)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def linked_blobs(session: AsyncSession, repo_id: int, digests: Iterable[str]) -> set[str]:
+    wanted = set(digests)
+    if not wanted:
+        return set()
+    query = select(RepositoryBlob.blob_digest).where(
+        RepositoryBlob.repository_id == repo_id, RepositoryBlob.blob_digest.in_(wanted)
+    )
+    return set((await session.scalars(query)).all())
+
+
+# manifests
+
+
+async def manifest_ids(session: AsyncSession, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
+    wanted = set(digests)
+    if not wanted:
+        return {}
+    query = select(Manifest.digest, Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest.in_(wanted))
+    return {digest: manifest_id for digest, manifest_id in (await session.execute(query)).all()}
+
+
+async def insert_manifest(
+    session: AsyncSession, values: dict[str, Any], blob_digests: Iterable[str], child_ids: Iterable[int]
+) -> int:
+    """Insert a manifest and its references; a manifest already stored under that digest is kept as it is."""
+    existing = await manifest_ids(session, values["repository_id"], [values["digest"]])
+    if existing:
+        return existing[values["digest"]]
+    await _insert_ignore(session, Manifest, [{**values, "created_at": utcnow()}])
+    manifest_id = (await manifest_ids(session, values["repository_id"], [values["digest"]]))[values["digest"]]
+    await _insert_ignore(session, ManifestBlob, [{"manifest_id": manifest_id, "blob_digest": d} for d in blob_digests])
+    await _insert_ignore(session, ManifestReference, [{"parent_id": manifest_id, "child_id": c} for c in child_ids])
+    return manifest_id
+
+
+_MANIFEST_COLUMNS = (Manifest.id, Manifest.digest, Manifest.media_type, Manifest.size, Manifest.payload)
+
+
+async def manifest_by_digest(session: AsyncSession, repo_name: str, digest: str) -> Any:
+    query = (
+        select(*_MANIFEST_COLUMNS)
+        .join(Repository, Repository.id == Manifest.repository_id)
+        .where(Repository.name == repo_name, Manifest.digest == digest)
+    )
+    return (await session.execute(query)).first()
+
+
+async def manifest_by_tag(session: AsyncSession, repo_name: str, tag: str) -> Any:
+    query = (
+        select(*_MANIFEST_COLUMNS)
+        .join(Tag, Tag.manifest_id == Manifest.id)
+        .join(Repository, Repository.id == Tag.repository_id)
+        .where(Repository.name == repo_name, Tag.name == tag)
+    )
+    return (await session.execute(query)).first()
+
+
+async def delete_manifest(session: AsyncSession, repo_id: int, digest: str) -> bool:
+    result = await session.execute(delete(Manifest).where(Manifest.repository_id == repo_id, Manifest.digest == digest))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def referrers(session: AsyncSession, repo_name: str, subject: str, artifact_type: str | None) -> Sequence[Any]:
+    query = (
+        select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations)
+        .join(Repository, Repository.id == Manifest.repository_id)
+        .where(Repository.name == repo_name, Manifest.subject_digest == subject)
+        .order_by(Manifest.digest)
+    )
+    if artifact_type is not None:
+        query = query.where(Manifest.artifact_type == artifact_type)
+    return (await session.execute(query)).all()
+
+
+# tags
+
+
+async def upsert_tag(session: AsyncSession, repo_id: int, tag: str, manifest_id: int) -> None:
+    now = utcnow()
+    statement = _insert(session, Tag).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=["repository_id", "name"], set_={"manifest_id": manifest_id, "updated_at": now}
+    )
+    await session.execute(statement)
+
+
+async def delete_tag(session: AsyncSession, repo_id: int, tag: str) -> bool:
+    result = await session.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_tags(session: AsyncSession, repo_id: int, last: str | None, limit: int) -> list[str]:
+    query = select(Tag.name).where(Tag.repository_id == repo_id).order_by(Tag.name).limit(limit)
+    if last is not None:
+        query = query.where(Tag.name > last)
+    return list((await session.scalars(query)).all())
+
+
+# uploads
+
+
+async def create_upload(session: AsyncSession, upload_id: str, repo_id: int) -> None:
+    now = utcnow()
+    session.add(Upload(id=upload_id, repository_id=repo_id, size=0, created_at=now, updated_at=now))
+    await session.flush()
+
+
+async def upload_size(session: AsyncSession, upload_id: str, repo_name: str) -> int | None:
+    query = (
+        select(Upload.size)
+        .join(Repository, Repository.id == Upload.repository_id)
+        .where(Upload.id == upload_id, Repository.name == repo_name)
+    )
+    return await session.scalar(query)
+
+
+async def set_upload_size(session: AsyncSession, upload_id: str, size: int) -> None:
+    await session.execute(update(Upload).where(Upload.id == upload_id).values(size=size, updated_at=utcnow()))
+
+
+async def delete_upload(session: AsyncSession, upload_id: str) -> bool:
+    result = await session.execute(delete(Upload).where(Upload.id == upload_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def count_rows(session: AsyncSession, model: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model)) or 0)

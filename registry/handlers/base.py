@@ -1,0 +1,74 @@
+"""What every handler shares: the app's services, the checked repository name, URLs built from route names."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.config import Config
+from registry.content.blobs import BlobStore
+from registry.content.manifests import ManifestStore
+from registry.content.uploads import UploadStore
+from registry.db.engine import Database
+from registry.digests import Digest
+from registry.errors import ErrorCode
+from registry.names import check_name
+from storage_backends import StorageBackend
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    backend: StorageBackend
+    blobs: BlobStore
+    uploads: UploadStore
+    manifests: ManifestStore
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def repo_name(request: Request) -> str:
+    return check_name(request.path_params["name"])
+
+
+def path_digest(request: Request, key: str = "digest") -> Digest:
+    return Digest.parse(request.path_params[key])
+
+
+def url_for(request: Request, route: str, **params: str) -> str:
+    """A Location URL from a route name: absolute from ``http.host`` or the request, or relative when configured."""
+    path = str(request.app.url_path_for(route, **params))
+    http = services(request).config.http
+    if http.relativeurls:
+        return path
+    base = http.host or f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+    return base.rstrip("/") + path
+
+
+def query_digest(request: Request, key: str = "digest") -> Digest:
+    value = request.query_params.get(key)
+    if value is None:
+        raise ErrorCode.DIGEST_INVALID.error({"reason": f"the {key} query parameter is required"})
+    return Digest.parse(value)
+
+
+def body_stream(request: Request) -> AsyncIterator[bytes]:
+    return request.stream()
+
+
+def require_delete_enabled(request: Request) -> None:
+    if not services(request).config.storage.delete_enabled:
+        raise ErrorCode.UNSUPPORTED.error({"reason": "deletes are disabled: set storage.delete.enabled"})
+
+
+def empty(status: int, headers: dict[str, str]) -> Response:
+    if status in (204, 304):
+        return Response(status_code=status, headers=headers)
+    return Response(status_code=status, headers={"Content-Length": "0", **headers})

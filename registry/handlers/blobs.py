@@ -1,0 +1,65 @@
+"""``/v2/<name>/blobs/<digest>``: fetch (GET, HEAD, with Range) and delete a blob."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from registry.errors import ErrorCode
+from registry.handlers.base import empty, path_digest, repo_name, require_delete_enabled, services
+
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` inclusive for a single satisfiable byte range, None for a header we ignore (RFC 9110)."""
+    match = _RANGE_RE.fullmatch(header.strip())
+    if match is None or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size - 1
+        if int(last) == 0:
+            raise _unsatisfiable(size)
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    if start >= size:
+        raise _unsatisfiable(size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> Exception:
+    return ErrorCode.RANGE_INVALID.error({"size": size}, headers={"Content-Range": f"bytes */{size}"})
+
+
+async def get_blob(request: Request) -> Response:
+    name, digest = repo_name(request), path_digest(request)
+    blobs = services(request).blobs
+    size = await blobs.size(name, digest)
+    headers = {"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
+    if request.method == "HEAD":
+        return empty(200, {**headers, "Content-Length": str(size), "Content-Type": "application/octet-stream"})
+    if not services(request).config.storage.redirect_disabled:
+        url = await blobs.redirect_url(digest, request.method)
+        if url is not None:
+            return RedirectResponse(url, status_code=307, headers=headers)
+    byte_range = parse_range(request.headers["range"], size) if "range" in request.headers else None
+    if byte_range is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(blobs.read(digest), headers=headers, media_type="application/octet-stream")
+    start, end = byte_range
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    body = blobs.read(digest, start, end - start + 1)
+    return StreamingResponse(body, status_code=206, headers=headers, media_type="application/octet-stream")
+
+
+async def delete_blob(request: Request) -> Response:
+    require_delete_enabled(request)
+    name, digest = repo_name(request), path_digest(request)
+    await services(request).blobs.unlink(name, digest)
+    return empty(202, {"Docker-Content-Digest": str(digest)})

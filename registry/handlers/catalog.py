@@ -1,0 +1,22 @@
+"""``/v2/_catalog`` and ``/v2/``: the repositories, sorted and paginated; the API version check."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from registry.db import queries
+from registry.handlers.base import services
+from registry.handlers.pagination import next_link, page_params
+
+
+async def api_version(request: Request) -> Response:
+    return JSONResponse({})
+
+
+async def catalog(request: Request) -> Response:
+    n, last = page_params(request, default=1000)
+    async with services(request).db.read() as session:
+        names = await queries.list_repositories(session, last, n + 1) if n else []
+    headers = next_link(request.url.path, n, names[:n], len(names) > n)
+    return JSONResponse({"repositories": names[:n]}, headers=headers)

@@ -1,0 +1,88 @@
+"""``/v2/<name>/blobs/uploads/``: open (with mount or monolithic push), continue, check, finish and cancel uploads."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.digests import Digest
+from registry.errors import ErrorCode
+from registry.handlers.base import body_stream, empty, query_digest, repo_name, services, url_for
+
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[= ])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+def _upload_headers(request: Request, name: str, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": url_for(request, "upload", name=name, uuid=upload_id),
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }
+
+
+def _created(request: Request, name: str, digest: Digest) -> Response:
+    location = url_for(request, "blob", name=name, digest=str(digest))
+    return empty(201, {"Location": location, "Docker-Content-Digest": str(digest)})
+
+
+async def start_upload(request: Request) -> Response:
+    name = repo_name(request)
+    svc = services(request)
+    params = request.query_params
+    if "mount" in params:
+        digest = Digest.parse(params["mount"])
+        if await svc.blobs.mount(name, digest, params.get("from")) is not None:
+            return _created(request, name, digest)
+    upload_id = await svc.uploads.start(name)
+    if "digest" in params:
+        digest = query_digest(request)
+        await svc.uploads.complete(name, upload_id, digest, body_stream(request))
+        return _created(request, name, digest)
+    return empty(202, _upload_headers(request, name, upload_id, 0))
+
+
+def _content_range_start(request: Request) -> int | None:
+    header = request.headers.get("content-range")
+    if header is None:
+        return None
+    match = _CONTENT_RANGE_RE.fullmatch(header.strip())
+    if match is None:
+        raise ErrorCode.RANGE_INVALID.error({"content_range": header})
+    start, end = int(match.group(1)), int(match.group(2))
+    length = request.headers.get("content-length")
+    if end < start or (length is not None and length.isdigit() and int(length) != end - start + 1):
+        raise ErrorCode.RANGE_INVALID.error({"content_range": header, "content_length": length})
+    return start
+
+
+async def patch_upload(request: Request) -> Response:
+    name, upload_id = repo_name(request), request.path_params["uuid"]
+    start = _content_range_start(request)
+    size = await services(request).uploads.append(name, upload_id, body_stream(request), start)
+    return empty(202, _upload_headers(request, name, upload_id, size))
+
+
+async def upload_status(request: Request) -> Response:
+    name, upload_id = repo_name(request), request.path_params["uuid"]
+    size = await services(request).uploads.size(name, upload_id)
+    return empty(204, _upload_headers(request, name, upload_id, size))
+
+
+async def finish_upload(request: Request) -> Response:
+    name, upload_id = repo_name(request), request.path_params["uuid"]
+    uploads = services(request).uploads
+    await uploads.size(name, upload_id)
+    digest = query_digest(request)
+    start = _content_range_start(request)
+    if start is not None and start != await uploads.size(name, upload_id):
+        raise ErrorCode.RANGE_INVALID.error({"start": start})
+    await uploads.complete(name, upload_id, digest, body_stream(request))
+    return _created(request, name, digest)
+
+
+async def cancel_upload(request: Request) -> Response:
+    name, upload_id = repo_name(request), request.path_params["uuid"]
+    await services(request).uploads.cancel(name, upload_id)
+    return empty(204, {})

@@ -1,0 +1,29 @@
+"""The API's routes, by name. Every Location URL is built from these names (``url_for``), never by pasting strings.
+Upload routes come before blob routes; ``{name:path}`` holds the slashes of a repository name."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from registry.handlers import blobs, catalog, manifests, referrers, tags, uploads
+
+NAME = "/v2/{name:path}"
+
+
+def api_routes() -> list[BaseRoute]:
+    return [
+        Route("/v2/", catalog.api_version, methods=["GET"], name="base"),
+        Route("/v2/_catalog", catalog.catalog, methods=["GET"], name="catalog"),
+        Route(f"{NAME}/tags/list", tags.list_tags, methods=["GET"], name="tags"),
+        Route(f"{NAME}/manifests/{{reference}}", manifests.get_manifest, methods=["GET", "HEAD"], name="manifest"),
+        Route(f"{NAME}/manifests/{{reference}}", manifests.put_manifest, methods=["PUT"], name="manifest_put"),
+        Route(f"{NAME}/manifests/{{reference}}", manifests.delete_manifest, methods=["DELETE"], name="manifest_del"),
+        Route(f"{NAME}/blobs/uploads/", uploads.start_upload, methods=["POST"], name="uploads"),
+        Route(f"{NAME}/blobs/uploads/{{uuid}}", uploads.upload_status, methods=["GET"], name="upload"),
+        Route(f"{NAME}/blobs/uploads/{{uuid}}", uploads.patch_upload, methods=["PATCH"], name="upload_patch"),
+        Route(f"{NAME}/blobs/uploads/{{uuid}}", uploads.finish_upload, methods=["PUT"], name="upload_put"),
+        Route(f"{NAME}/blobs/uploads/{{uuid}}", uploads.cancel_upload, methods=["DELETE"], name="upload_del"),
+        Route(f"{NAME}/blobs/{{digest}}", blobs.get_blob, methods=["GET", "HEAD"], name="blob"),
+        Route(f"{NAME}/blobs/{{digest}}", blobs.delete_blob, methods=["DELETE"], name="blob_del"),
+        Route(f"{NAME}/referrers/{{digest}}", referrers.get_referrers, methods=["GET"], name="referrers"),
+    ]
