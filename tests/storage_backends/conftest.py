@@ -1,0 +1,55 @@
+"""The ``backend`` fixture runs every test of the shared suite against each storage backend.
+
+Each test writes only below its own ``prefix``. Teardown deletes that prefix and fails if anything is left
+anywhere in the backend, so a test (or backend) that leaks files outside its prefix is caught.
+To add a backend, append its name to BACKEND_NAMES and give it a branch in ``make_backend``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage_backends import PathNotFound, StorageBackend, create_backend
+
+BACKEND_NAMES = ["filesystem", "inmemory"]
+
+
+def make_backend(name: str, tmp_path: Path) -> StorageBackend:
+    if name == "filesystem":
+        return create_backend("filesystem", {"rootdirectory": str(tmp_path / "root")})
+    if name == "inmemory":
+        return create_backend("inmemory", {})
+    raise ValueError(f"no test setup for backend {name!r}")
+
+
+def files_on_disk(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+
+
+async def assert_clean_after(backend: StorageBackend, prefix: str) -> None:
+    with contextlib.suppress(PathNotFound):
+        await backend.delete(prefix)
+    leftovers = [info.path async for info in backend.walk("")]
+    assert leftovers == [], f"the {backend.name} backend is not empty after deleting {prefix!r}: {leftovers}"
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"suite-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> AsyncIterator[StorageBackend]:
+    store = make_backend(request.param, tmp_path)
+    try:
+        yield store
+        await assert_clean_after(store, prefix)
+        if store.name == "filesystem":
+            assert files_on_disk(tmp_path / "root") == [], "staging or temp files left on disk"
+    finally:
+        await store.close()
