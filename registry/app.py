@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.config import Config
 from registry.content.blobs import BlobStore
 from registry.content.manifests import ManifestStore
+from registry.content.purge import purge_forever
 from registry.content.uploads import UploadStore
 from registry.db.engine import Database
 from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_response
@@ -76,11 +78,15 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = backend or create_backend(config.storage.driver, config.storage.params)
         db = database or Database(config.database_url)
-        blobs = BlobStore(store, db)
-        app.state.services = Services(config, db, store, blobs, UploadStore(store, db), ManifestStore(db, blobs))
+        blobs, uploads = BlobStore(store, db), UploadStore(store, db)
+        app.state.services = Services(config, db, store, blobs, uploads, ManifestStore(db, blobs))
+        purging = config.storage.upload_purging
+        purger = asyncio.create_task(purge_forever(uploads, purging)) if purging.get("enabled") else None
         try:
             yield
         finally:
+            if purger is not None:
+                purger.cancel()
             if database is None:
                 await db.dispose()
             if backend is None:

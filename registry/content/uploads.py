@@ -11,6 +11,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from registry.content import paths
@@ -89,6 +90,17 @@ class UploadStore:
         async with self.db.write() as session:
             await queries.delete_upload(session, upload_id)
         await self._remove_data(upload_id)
+
+    async def purge(self, updated_before: datetime) -> list[str]:
+        """Forget sessions untouched since ``updated_before`` and delete their data (distribution's upload purging)."""
+        async with self.db.write() as session:
+            stale = await queries.stale_uploads(session, updated_before)
+            for upload_id in stale:
+                await queries.delete_upload(session, upload_id)
+        for upload_id in stale:
+            self._hashes.pop(upload_id, None)
+            await self._remove_data(upload_id)
+        return stale
 
     async def _open(self, upload_id: str, size: int) -> FileWriter:
         writer = await self.backend.writer(paths.upload_data_path(upload_id), append=size > 0)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +46,24 @@ def _ensure_sqlite_directory(url: URL) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
+@cache
+def _process_database_file() -> str:
+    """In-memory SQLite is per connection; the inmemory storage driver gets a throwaway file for this process."""
+    directory = tempfile.mkdtemp(prefix="registry-db-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return f"{directory}/registry.db"
+
+
+def _resolve(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        return parsed.set(database=_process_database_file())
+    return parsed
+
+
 class Database:
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
+        parsed = _resolve(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
             _ensure_sqlite_directory(parsed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -220,6 +221,11 @@ async def set_upload_size(session: AsyncSession, upload_id: str, size: int) -> N
 async def delete_upload(session: AsyncSession, upload_id: str) -> bool:
     result = await session.execute(delete(Upload).where(Upload.id == upload_id))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def stale_uploads(session: AsyncSession, updated_before: datetime) -> list[str]:
+    query = select(Upload.id).where(Upload.updated_at < updated_before)
+    return list((await session.scalars(query)).all())
 
 
 async def count_rows(session: AsyncSession, model: Any) -> int:

@@ -1,0 +1,53 @@
+"""distribution's ``storage.maintenance.uploadpurging``: idle upload sessions and their data are removed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+
+from registry.config import Config
+from registry.content.purge import purge_once
+from registry.handlers.base import Services
+from tests.conftest import BASE_URL, make_config, started_client
+
+
+async def _services(client: httpx.AsyncClient) -> Services:
+    transport = client._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    app = transport.app
+    assert isinstance(app, Starlette)
+    found: Services = app.state.services
+    return found
+
+
+async def _open_session(client: httpx.AsyncClient) -> str:
+    response = await client.post("/v2/purge/me/blobs/uploads/")
+    assert response.status_code == 202
+    location = response.headers["location"].removeprefix(BASE_URL)
+    assert (await client.patch(location, content=b"partial data")).status_code == 202
+    return location
+
+
+async def test_purge_removes_idle_sessions_and_their_data(tmp_path: Path) -> None:
+    config: Config = make_config(tmp_path, "filesystem")
+    async for client in started_client(config):
+        location = await _open_session(client)
+        uploads_dir = tmp_path / "data/docker/registry/v2/uploads"
+        assert any(uploads_dir.iterdir())
+        removed = await purge_once((await _services(client)).uploads, age_seconds=-60, dryrun=False)
+        assert len(removed) == 1
+        assert (await client.get(location)).status_code == 404
+        assert not any(uploads_dir.iterdir())
+
+
+async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path: Path) -> None:
+    async for client in started_client(make_config(tmp_path, "inmemory")):
+        location = await _open_session(client)
+        uploads = (await _services(client)).uploads
+        assert await purge_once(uploads, age_seconds=3600, dryrun=False) == []
+        assert len(await purge_once(uploads, age_seconds=-60, dryrun=True)) == 1
+        status = await client.get(location)
+        assert status.status_code == 204
+        assert status.headers["range"] == "0-11"
