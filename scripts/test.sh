@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The one command that runs every test on a fresh Debian 12 machine:
+#   1. as root, apt-get installs the container tools the e2e tier drives (only those missing);
+#   2. creates .venv and installs '.[test]' (again only when pyproject.toml changed);
+#   3. runs ruff check, ruff format --check, mypy, then pytest with this script's arguments.
+# Every step runs even when an earlier one failed; the exit status is non-zero if any failed.
+# pytest collecting no test (exit status 5) is a failure too.
+#
+#   scripts/test.sh                      everything
+#   scripts/test.sh -m 'not e2e'         skip the end-to-end tier
+#   E2E_SERVER=distribution scripts/test.sh tests/e2e   the e2e tier against CNCF distribution
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian package -> commands that prove it is installed.
+PACKAGES=(
+  "docker.io:docker dockerd"
+  "skopeo:skopeo"
+  "podman:podman"
+  "containerd:containerd ctr"
+  "busybox-static:"
+  "docker-registry:docker-registry"
+  "runc:runc"
+  "umoci:umoci"
+  "wrk:wrk"
+)
+
+package_installed() { # PACKAGE [COMMAND...]
+  local package=$1 cmd
+  shift
+  if [[ $# -eq 0 ]]; then
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null)" == installed ]]
+    return
+  fi
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || return 1
+  done
+}
+
+missing_packages() {
+  local entry package commands
+  for entry in "${PACKAGES[@]}"; do
+    package=${entry%%:*}
+    commands=${entry#*:}
+    # shellcheck disable=SC2086 # word splitting of the command list is intended
+    package_installed "$package" $commands || echo "$package"
+  done
+  if [[ ! -x .venv/bin/python ]] && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    echo python3-venv
+  fi
+}
+
+install_system_packages() {
+  local missing
+  mapfile -t missing < <(missing_packages)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "test.sh: not root, so not installing: ${missing[*]} (their e2e tests skip, or fail under CI=true)" >&2
+    return 0
+  fi
+  echo "==> apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+}
+
+install_python_packages() {
+  local stamp=.venv/.test-install.sha256 want
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "==> python3 -m venv .venv"
+    python3 -m venv .venv
+  fi
+  want=$(sha256sum pyproject.toml)
+  if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+    echo "==> pip install -e '.[test]'"
+    .venv/bin/python -m pip install -q -e '.[test]'
+    echo "$want" >"$stamp"
+  fi
+}
+
+FAILED=()
+step() { # NAME COMMAND...
+  local name=$1
+  shift
+  echo "==> $name"
+  if "$@"; then
+    return 0
+  fi
+  FAILED+=("$name")
+}
+
+run_pytest() {
+  local status=0
+  .venv/bin/python -m pytest "$@" || status=$?
+  if [[ $status -eq 5 ]]; then
+    echo "test.sh: pytest collected no tests; that counts as a failure" >&2
+  fi
+  return "$status"
+}
+
+install_system_packages
+install_python_packages
+
+step "ruff check" .venv/bin/ruff check .
+step "ruff format --check" .venv/bin/ruff format --check .
+step "mypy" .venv/bin/mypy
+step "pytest" run_pytest "$@"
+
+if [[ ${#FAILED[@]} -gt 0 ]]; then
+  echo "test.sh: FAILED: ${FAILED[*]}" >&2
+  exit 1
+fi
+echo "test.sh: all checks passed"
