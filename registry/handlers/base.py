@@ -48,8 +48,15 @@ def url_for(request: Request, route: str, **params: str) -> str:
     http = services(request).config.http
     if http.relativeurls:
         return path
-    base = http.host or f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
-    return base.rstrip("/") + path
+    return (http.host or request_base(request)).rstrip("/") + path
+
+
+def request_base(request: Request) -> str:
+    """The URL the client used to reach us, through a proxy's ``X-Forwarded-Proto`` and ``-Host`` as distribution."""
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+    host = headers.get("x-forwarded-host", headers.get("host", request.url.netloc)).split(",")[0].strip()
+    return f"{scheme}://{host}"
 
 
 def query_digest(request: Request, key: str = "digest") -> Digest:
