@@ -23,6 +23,7 @@ PACKAGES=(
   "runc:runc"
   "umoci:umoci"
   "wrk:wrk"
+  "postgresql:"
 )
 
 package_installed() { # PACKAGE [COMMAND...]
@@ -98,8 +99,31 @@ run_pytest() {
   return "$status"
 }
 
+# A private PostgreSQL cluster for the metadata tests (they also run on SQLite); skipped when not root or absent.
+start_postgres() {
+  local bin dir port
+  [[ -n ${REGISTRY_TEST_POSTGRES:-} ]] && return 0
+  bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
+  if [[ -z $bin || $(id -u) -ne 0 ]] || ! id postgres >/dev/null 2>&1; then
+    echo "test.sh: no PostgreSQL server (apt-get install postgresql as root): metadata tests run on SQLite only" >&2
+    [[ ${CI:-} == true ]] && return 1
+    return 0
+  fi
+  dir=$(mktemp -d /tmp/registry-test-pg.XXXXXX)
+  chown postgres "$dir"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  su postgres -s /bin/sh -c "$bin/initdb -D $dir/data -A trust -U postgres >/dev/null" || return 1
+  su postgres -s /bin/sh -c "$bin/pg_ctl -D $dir/data -w -l $dir/log \
+    -o '-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off' start >/dev/null" || return 1
+  # shellcheck disable=SC2064 # expand now: the locals are gone when the trap runs
+  trap "su postgres -s /bin/sh -c '$bin/pg_ctl -D $dir/data -m immediate stop' >/dev/null 2>&1; rm -rf '$dir'" EXIT
+  export REGISTRY_TEST_POSTGRES="postgresql+asyncpg://postgres@127.0.0.1:$port/postgres"
+  echo "==> PostgreSQL for the tests on 127.0.0.1:$port"
+}
+
 install_system_packages
 install_python_packages
+step "postgres" start_postgres
 
 step "ruff check" .venv/bin/ruff check .
 step "ruff format --check" .venv/bin/ruff format --check .

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -13,6 +16,9 @@ from registry.db import migrate
 from registry.db.engine import Database
 
 BASE_URL = "http://registry.test"
+# A PostgreSQL server URL (scripts/test.sh starts a private one): the metadata tests then also run on PostgreSQL.
+POSTGRES_ADMIN_URL = os.environ.get("REGISTRY_TEST_POSTGRES")
+CONFIGS = ["inmemory", "filesystem"] + (["postgres"] if POSTGRES_ADMIN_URL else [])
 
 
 def make_config(tmp_path: Path, driver: str, **env: str) -> Config:
@@ -39,9 +45,28 @@ async def started_client(config: Config) -> AsyncIterator[httpx.AsyncClient]:
     await database.dispose()
 
 
-@pytest.fixture(params=["inmemory", "filesystem"])
-def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
-    return make_config(tmp_path, request.param)
+async def _postgres_admin(statement: str) -> None:
+    assert POSTGRES_ADMIN_URL is not None
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL.replace("+asyncpg", ""))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=CONFIGS)
+async def config(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Config]:
+    """Storage on every backend with SQLite metadata, and in-memory storage with PostgreSQL metadata when available."""
+    if request.param != "postgres":
+        yield make_config(tmp_path, request.param)
+        return
+    assert POSTGRES_ADMIN_URL is not None
+    name = f"registry_test_{uuid.uuid4().hex[:16]}"
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_config(tmp_path, "inmemory", REGISTRY_DATABASE_URL=POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+    finally:
+        await _postgres_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from registry.db.engine import Database
 from registry.digests import Digest, looks_like_digest
 from registry.errors import ErrorCode
 from registry.manifests import Descriptor, ParsedManifest, parse_manifest
-from registry.names import check_tag
+from registry.names import check_tag, is_valid_tag
 
 EMPTY_JSON = b"{}"
 EMPTY_DIGEST = str(Digest.of(EMPTY_JSON))
@@ -58,8 +58,10 @@ class ManifestStore:
         async with self.db.read() as session:
             if looks_like_digest(reference):
                 row = await queries.manifest_by_digest(session, repo, str(Digest.parse(reference)))
+            elif is_valid_tag(reference):
+                row = await queries.manifest_by_tag(session, repo, reference)
             else:
-                row = await queries.manifest_by_tag(session, repo, check_tag(reference))
+                row = None  # no such tag can exist: the conformance suite expects 404 MANIFEST_UNKNOWN, not 400
         if row is None:
             raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
         return StoredManifest(row.id, row.digest, row.media_type, row.size, row.payload)
