@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -92,7 +93,13 @@ def serve(config_path: str | None, workers: int | None) -> None:
             os.environ[CONFIG_ENV] = os.path.abspath(config_path)
         uvicorn.run("registry.cli:app_factory", factory=True, **options)
     else:
+        # uvicorn shuts down gracefully, then re-raises the signal with the previous handler: make that an exit 0
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.run(create_app(config), **options)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,24 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import (
-    AppImage,
-    Containerd,
-    DockerDaemon,
-    Podman,
-    RegistryServer,
-    Skopeo,
-    build_app_image,
-    build_busybox_rootfs,
-    is_static_elf,
-    missing,
-    remove_tree,
-    require,
-    require_root,
-    server_kind,
-    short_tmpdir,
-    tail,
-)
+from .daemons import Containerd, DockerDaemon, Podman, Skopeo
+from .images import AppImage, build_app_image, build_busybox_rootfs, is_static_elf
+from .procs import missing, remove_tree, require, require_root, short_tmpdir, tail
+from .server import RegistryServer, server_kind
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,18 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from .helpers import (
-    OCI_INDEX,
-    OCI_MANIFEST,
-    OciImage,
-    RegistryClient,
-    RegistryServer,
-    expect,
-    make_artifact,
-    make_oci_image,
-    needs_our_server,
-    tar_files,
-)
+from .client import RegistryClient, expect
+from .images import OCI_INDEX, OCI_MANIFEST, OciImage, make_artifact, make_oci_image, tar_files
+from .server import RegistryServer, needs_our_server
 
 pytestmark = pytest.mark.e2e
 

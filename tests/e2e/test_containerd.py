@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import AppImage, Containerd, RegistryServer, random_suffix
+from .daemons import Containerd
+from .images import AppImage
+from .procs import random_suffix
+from .server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import AppImage, DockerDaemon, RegistryServer, build_app_image, docker_forget, docker_push, layer_statuses
+from .daemons import DockerDaemon, docker_forget, docker_push, layer_statuses
+from .images import AppImage, build_app_image
+from .server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 

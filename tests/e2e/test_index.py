@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import OCI_INDEX, DockerDaemon, OciImage, RegistryServer, make_index, make_oci_image, tar_files
+from .daemons import DockerDaemon
+from .images import OCI_INDEX, OciImage, make_index, make_oci_image, tar_files
+from .server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import AppImage, Podman, RegistryServer
+from .daemons import Podman
+from .images import AppImage
+from .server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 

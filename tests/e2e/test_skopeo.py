@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import OCI_MANIFEST, AppImage, CommandFailed, RegistryServer, Skopeo
+from .daemons import Skopeo
+from .images import OCI_MANIFEST, AppImage
+from .procs import CommandFailed
+from .server import RegistryServer
 
 pytestmark = pytest.mark.e2e
 
