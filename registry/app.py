@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.config import Config
 from registry.content.blobs import BlobStore
 from registry.content.manifests import ManifestStore
-from registry.content.purge import purge_forever
+from registry.content.purge import purge_until
 from registry.content.uploads import UploadStore
 from registry.db.engine import Database
 from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_response
@@ -80,13 +80,14 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         db = database or Database(config.database_url)
         blobs, uploads = BlobStore(store, db), UploadStore(store, db)
         app.state.services = Services(config, db, store, blobs, uploads, ManifestStore(db, blobs))
-        purging = config.storage.upload_purging
-        purger = asyncio.create_task(purge_forever(uploads, purging)) if purging.get("enabled") else None
+        purging, stop = config.storage.upload_purging, asyncio.Event()
+        purger = asyncio.create_task(purge_until(stop, uploads, purging)) if purging.get("enabled") else None
         try:
             yield
         finally:
+            stop.set()
             if purger is not None:
-                purger.cancel()
+                await purger
             if database is None:
                 await db.dispose()
             if backend is None:

@@ -81,7 +81,7 @@ def error_body(*errors: RegistryError) -> bytes:
 
 def error_response(err: RegistryError, *, head: bool = False) -> Response:
     body = error_body(err)
-    headers = {**API_VERSION_HEADER, **err.headers}
+    headers = dict(err.headers)  # the API version header is added to every response by the app's middleware
     if head:
         headers["Content-Length"] = str(len(body))
         return Response(status_code=err.status, headers=headers, media_type="application/json")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from registry.config import Config
+from registry.content import purge
 from registry.content.purge import purge_once
 from registry.handlers.base import Services
 from tests.conftest import BASE_URL, make_config, started_client
@@ -51,3 +55,24 @@ async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path:
         status = await client.get(location)
         assert status.status_code == 204
         assert status.headers["range"] == "0-11"
+
+
+async def test_scheduled_purge_runs_then_stops_when_the_app_shuts_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(purge, "FIRST_RUN_JITTER", 0.0)
+    config = make_config(tmp_path, "filesystem", REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE="1ns")
+    ran = asyncio.Event()
+    real_purge_once = purge.purge_once
+
+    async def observed(*args: Any, **kwargs: Any) -> list[str]:
+        result = await real_purge_once(*args, **kwargs)
+        ran.set()
+        return result
+
+    monkeypatch.setattr(purge, "purge_once", observed)
+    async for client in started_client(config):
+        await asyncio.wait_for(ran.wait(), timeout=10)
+        assert (await client.get("/v2/")).status_code == 200
+    # leaving the loop shut the app down: the purger was stopped and awaited, so nothing is left running
+    assert [t for t in asyncio.all_tasks() if "purge_until" in repr(t.get_coro())] == []

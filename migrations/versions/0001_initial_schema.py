@@ -38,6 +38,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_repositories_name")),
     )
     op.create_table(
+        "uploads",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "repository_name",
+            sa.String(length=255).with_variant(sa.String(length=255, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_uploads")),
+    )
+    with op.batch_alter_table("uploads", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_uploads_updated_at"), ["updated_at"], unique=False)
+
+    op.create_table(
         "manifests",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("repository_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -79,25 +95,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("repository_blobs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_repository_blobs_blob_digest"), ["blob_digest"], unique=False)
-
-    op.create_table(
-        "uploads",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("repository_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["repository_id"],
-            ["repositories.id"],
-            name=op.f("fk_uploads_repository_id_repositories"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_uploads")),
-    )
-    with op.batch_alter_table("uploads", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_uploads_repository_id"), ["repository_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_uploads_updated_at"), ["updated_at"], unique=False)
 
     op.create_table(
         "manifest_blobs",
@@ -168,11 +165,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_manifest_blobs_blob_digest"))
 
     op.drop_table("manifest_blobs")
-    with op.batch_alter_table("uploads", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_uploads_updated_at"))
-        batch_op.drop_index(batch_op.f("ix_uploads_repository_id"))
-
-    op.drop_table("uploads")
     with op.batch_alter_table("repository_blobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_repository_blobs_blob_digest"))
 
@@ -182,6 +174,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_manifests_repository_id_subject_digest")
 
     op.drop_table("manifests")
+    with op.batch_alter_table("uploads", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_uploads_updated_at"))
+
+    op.drop_table("uploads")
     op.drop_table("repositories")
     op.drop_table("blobs")
     # ### end Alembic commands ###

@@ -50,15 +50,11 @@ class BlobStore:
             if repo_id is None or not await queries.unlink_blob(session, repo_id, str(digest)):
                 raise ErrorCode.BLOB_UNKNOWN.error({"digest": str(digest)})
 
-    async def put_small(self, repo: str, data: bytes) -> Digest:
-        """Store a small blob the registry itself knows the bytes of (the empty JSON config ``{}``)."""
+    async def put_small(self, data: bytes) -> Digest:
+        """Store a small blob whose bytes the registry knows itself (the empty JSON ``{}``); linking is the caller's."""
         digest = Digest.of(data)
         try:
             await self.backend.stat(paths.blob_path(digest))
         except PathNotFound:
             await self.backend.put_content(paths.blob_path(digest), data)
-        async with self.db.write() as session:
-            repo_id = await queries.ensure_repository(session, repo)
-            await queries.add_blob(session, str(digest), len(data))
-            await queries.link_blob(session, repo_id, str(digest))
         return digest

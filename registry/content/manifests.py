@@ -41,10 +41,14 @@ class ManifestStore:
     async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> ParsedManifest:
         parsed = parse_manifest(body, content_type)
         digest, tag = _resolve_reference(reference, body, parsed)
-        if any(d.digest == EMPTY_DIGEST and d.size == len(EMPTY_JSON) for d in parsed.blob_references):
-            await self.blobs.put_small(repo, EMPTY_JSON)
-        async with self.db.write() as session:
+        uses_empty = any(d.digest == EMPTY_DIGEST and d.size == len(EMPTY_JSON) for d in parsed.blob_references)
+        if uses_empty:  # clients may name the empty JSON without uploading it: its bytes are known
+            await self.blobs.put_small(EMPTY_JSON)
+        async with self.db.write() as session:  # nothing of a refused manifest stays: the transaction rolls back
             repo_id = await queries.ensure_repository(session, repo)
+            if uses_empty:
+                await queries.add_blob(session, EMPTY_DIGEST, len(EMPTY_JSON))
+                await queries.link_blob(session, repo_id, EMPTY_DIGEST)
             blob_digests = await _check_blobs(session, repo_id, parsed)
             child_ids = await _check_children(session, repo_id, parsed)
             manifest_id = await queries.insert_manifest(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,8 @@ from registry.content.uploads import UploadStore
 from registry.db import queries
 
 log = logging.getLogger("registry.purge")
+# distribution waits a random number of minutes (under an hour) before the first purge, so replicas spread out
+FIRST_RUN_JITTER = 3600.0
 
 
 async def purge_once(uploads: UploadStore, age_seconds: float, dryrun: bool) -> list[str]:
@@ -26,11 +29,25 @@ async def purge_once(uploads: UploadStore, age_seconds: float, dryrun: bool) -> 
     return stale
 
 
-async def purge_forever(uploads: UploadStore, settings: dict[str, Any]) -> None:
-    """Every worker may run this: purging is idempotent, and a session is removed by whichever gets there first."""
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def purge_until(stop: asyncio.Event, uploads: UploadStore, settings: dict[str, Any]) -> None:
+    """Purge every interval until ``stop`` is set. Every worker may run this: purging is idempotent.
+
+    It is stopped, never cancelled, so a purge in progress finishes its database work before the engine closes.
+    """
+    if await _stopped_within(stop, random.uniform(0, FIRST_RUN_JITTER)):
+        return
     while True:
         try:
             await purge_once(uploads, float(settings["age"]), bool(settings.get("dryrun", False)))
         except Exception:
             log.exception("upload purging failed; trying again at the next interval")
-        await asyncio.sleep(float(settings["interval"]))
+        if await _stopped_within(stop, float(settings["interval"])):
+            return

@@ -40,8 +40,7 @@ class UploadStore:
     async def start(self, repo: str) -> str:
         upload_id = str(uuid.uuid4())
         async with self.db.write() as session:
-            repo_id = await queries.ensure_repository(session, repo)
-            await queries.create_upload(session, upload_id, repo_id)
+            await queries.create_upload(session, upload_id, repo)
         return upload_id
 
     async def size(self, repo: str, upload_id: str) -> int:

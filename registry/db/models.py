@@ -5,8 +5,8 @@ find what nothing references with a query.
                   ├─ manifests ─┬─ manifest_blobs ── blobs      (config and layers)
                   │             ├─ manifest_references          (index -> child manifest)
                   │             └─ subject_digest               (referrers)
-                  ├─ tags ── manifests
-                  └─ uploads                                    (sessions; their bytes live in storage)
+                  └─ tags ── manifests
+    uploads (by repository name)                                (sessions; their bytes live in storage)
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ class Tag(Base):
 class Upload(Base):
     __tablename__ = "uploads"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"), index=True)
+    # a name, not a reference: a repository exists once it holds a blob or a manifest, not when an upload starts
+    repository_name: Mapped[str] = mapped_column(Name)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

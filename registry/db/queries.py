@@ -199,18 +199,14 @@ async def list_tags(session: AsyncSession, repo_id: int, last: str | None, limit
 # uploads
 
 
-async def create_upload(session: AsyncSession, upload_id: str, repo_id: int) -> None:
+async def create_upload(session: AsyncSession, upload_id: str, repo_name: str) -> None:
     now = utcnow()
-    session.add(Upload(id=upload_id, repository_id=repo_id, size=0, created_at=now, updated_at=now))
+    session.add(Upload(id=upload_id, repository_name=repo_name, size=0, created_at=now, updated_at=now))
     await session.flush()
 
 
 async def upload_size(session: AsyncSession, upload_id: str, repo_name: str) -> int | None:
-    query = (
-        select(Upload.size)
-        .join(Repository, Repository.id == Upload.repository_id)
-        .where(Upload.id == upload_id, Repository.name == repo_name)
-    )
+    query = select(Upload.size).where(Upload.id == upload_id, Upload.repository_name == repo_name)
     return await session.scalar(query)
 
 

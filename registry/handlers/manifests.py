@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.content.manifests import StoredManifest
+from registry.digests import looks_like_digest
 from registry.errors import ErrorCode
 from registry.handlers.base import empty, repo_name, require_delete_enabled, services, url_for
 from registry.manifests import INDEX_TYPES, MANIFEST_MAX_SIZE, Descriptor, parse_manifest, select_platform
@@ -19,6 +20,14 @@ def accepted_types(request: Request) -> set[str]:
             if media_type:
                 types.add(media_type)
     return types
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: a list of entity tags, compared weakly, or ``*``."""
+    if if_none_match is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in tags or "*" in tags
 
 
 async def read_manifest_body(request: Request) -> bytes:
@@ -47,7 +56,8 @@ async def put_manifest(request: Request) -> Response:
 async def _negotiate(request: Request, name: str, manifest: StoredManifest) -> StoredManifest:
     """A client that does not accept an index it asked a tag for gets the index's linux/amd64 manifest."""
     accepted = accepted_types(request)
-    if manifest.media_type not in INDEX_TYPES or not accepted or accepted & {manifest.media_type, "*/*"}:
+    by_digest = looks_like_digest(request.path_params["reference"])  # content fetched by digest is that content
+    if by_digest or manifest.media_type not in INDEX_TYPES or not accepted or accepted & {manifest.media_type, "*/*"}:
         return manifest
     children = parse_manifest(manifest.payload, manifest.media_type).manifests
     choice: Descriptor | None = select_platform(children)
@@ -62,7 +72,7 @@ async def get_manifest(request: Request) -> Response:
     manifest = await _negotiate(request, name, manifest)
     etag = f'"{manifest.digest}"'
     headers = {"Docker-Content-Digest": manifest.digest, "ETag": etag, "Content-Type": manifest.media_type}
-    if etag in request.headers.get("if-none-match", "").split(", ") or request.headers.get("if-none-match") == "*":
+    if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
         return empty(200, {**headers, "Content-Length": str(manifest.size)})

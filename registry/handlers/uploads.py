@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.digests import Digest
-from registry.errors import ErrorCode
+from registry.errors import ErrorCode, RegistryError
 from registry.handlers.base import body_stream, empty, query_digest, repo_name, services, url_for
 
 _CONTENT_RANGE_RE = re.compile(r"(?:bytes[= ])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
@@ -31,16 +31,25 @@ async def start_upload(request: Request) -> Response:
     name = repo_name(request)
     svc = services(request)
     params = request.query_params
-    if "mount" in params:
-        digest = Digest.parse(params["mount"])
-        if await svc.blobs.mount(name, digest, params.get("from")) is not None:
-            return _created(request, name, digest)
+    mount = _mountable(params.get("mount"))
+    if mount is not None and await svc.blobs.mount(name, mount, params.get("from")) is not None:
+        return _created(request, name, mount)
+    digest = query_digest(request) if "digest" in params else None
     upload_id = await svc.uploads.start(name)
-    if "digest" in params:
-        digest = query_digest(request)
-        await svc.uploads.complete(name, upload_id, digest, body_stream(request))
-        return _created(request, name, digest)
-    return empty(202, _upload_headers(request, name, upload_id, 0))
+    if digest is None:
+        return empty(202, _upload_headers(request, name, upload_id, 0))
+    await svc.uploads.complete(name, upload_id, digest, body_stream(request))
+    return _created(request, name, digest)
+
+
+def _mountable(value: str | None) -> Digest | None:
+    """api.md: a mount that fails on invalid arguments falls back to a plain upload session (202)."""
+    if value is None:
+        return None
+    try:
+        return Digest.parse(value)
+    except RegistryError:
+        return None
 
 
 def _content_range_start(request: Request) -> int | None:

@@ -1,0 +1,114 @@
+"""Upload sessions outlive the process that started them and the connection that fed them.
+
+spec.md "Use Cases: Resumable Push": after connectivity returns, the client sends only the remaining data;
+"Pushing a blob in chunks": a GET on the upload URL (end-13) gives the current offset to resume from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.types import Message, Scope
+
+from tests.api_helpers import (
+    DRIVERS,
+    OCTET,
+    api_config,
+    app_of,
+    assert_created,
+    assert_error,
+    blob_status,
+    client_on,
+    digest_of,
+    finish_upload,
+    patch_chunk,
+    start_upload,
+    upload_end,
+)
+
+DATA = bytes(range(256)) * 40  # 10 KiB
+DIGEST = digest_of(DATA)
+
+
+def uploads_left(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "data/docker/registry/v2/uploads").glob("*/*") if p.is_file()]
+
+
+@pytest.mark.parametrize("split", [len(DATA) // 2, len(DATA)])
+async def test_upload_session_survives_restart(tmp_path: Path, split: int) -> None:
+    # same SQLite file and filesystem root, a new app: no in-memory hash state, so the data is re-hashed from storage
+    config = api_config(tmp_path, "filesystem")
+    async with client_on(config) as client:
+        location = await start_upload(client, "durable/repo")
+        assert (await patch_chunk(client, location, DATA[:split], 0)).status_code == 202
+
+    async with client_on(config) as client:
+        assert await upload_end(client, location) == f"0-{split - 1}"
+        assert await blob_status(client, "durable/repo", DIGEST) == 404
+        if split < len(DATA):
+            assert (await patch_chunk(client, location, DATA[split:], split)).status_code == 202
+        await assert_created(client, await finish_upload(client, location, DIGEST), "durable/repo", DATA)
+    assert uploads_left(tmp_path) == []
+
+
+async def test_wrong_digest_after_restart_is_refused(tmp_path: Path) -> None:
+    config = api_config(tmp_path, "filesystem")
+    async with client_on(config) as client:
+        location = await start_upload(client, "durable/repo")
+        assert (await patch_chunk(client, location, DATA, 0)).status_code == 202
+
+    async with client_on(config) as client:
+        response = await finish_upload(client, location, digest_of(DATA[:-1]))
+        assert_error(response, 400, "DIGEST_INVALID")
+        assert await blob_status(client, "durable/repo", DIGEST) == 404
+        assert await blob_status(client, "durable/repo", digest_of(DATA[:-1])) == 404
+    assert uploads_left(tmp_path) == []
+
+
+def patch_scope(path: str) -> Scope:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PATCH",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"registry.test"),
+            (b"content-type", OCTET.encode()),
+            (b"transfer-encoding", b"chunked"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("registry.test", 80),
+    }
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_client_disconnect_mid_patch_leaves_session_resumable(tmp_path: Path, driver: str) -> None:
+    # the ASGI app is driven directly: one body chunk with more_body=True, then http.disconnect
+    first = DATA[:3000]
+    messages: list[Message] = [{"type": "http.request", "body": first, "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async with client_on(api_config(tmp_path, driver)) as client:
+        location = await start_upload(client, "durable/repo")
+        await app_of(client)(patch_scope(location), receive, send)
+        assert not messages, "the app stopped reading before the disconnect"
+        assert all(m.get("status", 0) < 500 for m in sent if m["type"] == "http.response.start"), sent
+
+        assert await upload_end(client, location) == f"0-{len(first) - 1}"
+        assert await blob_status(client, "durable/repo", DIGEST) == 404
+        assert await blob_status(client, "durable/repo", digest_of(first)) == 404
+
+        assert (await patch_chunk(client, location, DATA[len(first) :], len(first))).status_code == 202
+        await assert_created(client, await finish_upload(client, location, DIGEST), "durable/repo", DATA)
