@@ -69,7 +69,7 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 
 def _routes(config: Config) -> list[BaseRoute]:
-    routes = api_routes()
+    routes = api_routes(read_only=config.storage.read_only)
     return [Mount(config.http.prefix, routes=routes)] if config.http.prefix else routes
 
 
@@ -81,7 +81,8 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         blobs, uploads = BlobStore(store, db), UploadStore(store, db)
         app.state.services = Services(config, db, store, blobs, uploads, ManifestStore(db, blobs))
         purging, stop = config.storage.upload_purging, asyncio.Event()
-        purger = asyncio.create_task(purge_until(stop, uploads, purging)) if purging.get("enabled") else None
+        purge = purging.get("enabled") and not config.storage.read_only
+        purger = asyncio.create_task(purge_until(stop, uploads, purging)) if purge else None
         try:
             yield
         finally:
@@ -103,6 +104,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
             StorageError: _storage_error,
         },
     )
+    app.router.redirect_slashes = False  # an unknown path is a 404, never a redirect to a route (distribution)
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
     app.add_middleware(APIVersionHeader, extra=extra)
     return app

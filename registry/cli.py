@@ -78,8 +78,16 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
     return options
 
 
+def _refuse_unimplemented_auth(config: Config) -> None:
+    """Serving openly a file that asks for authentication would expose every repository: refuse instead."""
+    provider = next(iter(config.auth or {}), "none")
+    if provider != "none":
+        raise ConfigError(f"auth.{provider}", "authentication is not implemented yet; refusing to serve without it")
+
+
 def serve(config_path: str | None, workers: int | None) -> None:
     config = _load(config_path)
+    _refuse_unimplemented_auth(config)
     _setup_logging(config)
     for section in config.ignored_sections:
         log.warning("configuration section %s is not implemented yet: ignored", section)

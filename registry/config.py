@@ -35,7 +35,10 @@ UNIMPLEMENTED += ("validation", "compatibility", "catalog", "policy")
 _STORAGE_SCHEMA: dict[str, object] = {
     "delete": {"enabled": "bool"},
     "redirect": {"disable": "bool"},
-    "maintenance": {"uploadpurging": {"enabled": "bool", "age": "duration", "interval": "duration", "dryrun": "bool"}},
+    "maintenance": {
+        "uploadpurging": {"enabled": "bool", "age": "duration", "interval": "duration", "dryrun": "bool"},
+        "readonly": {"enabled": "bool"},
+    },
     **dict.fromkeys(("cache", "tag"), IGNORED),
     "*": OPEN,  # the driver section
 }
@@ -71,6 +74,7 @@ class StorageConfig:
     delete_enabled: bool
     redirect_disabled: bool
     upload_purging: dict[str, Any]  # enabled, dryrun: bool; age, interval: seconds (float)
+    read_only: bool = False  # storage.maintenance.readonly.enabled: pulls only, every write is 405 UNSUPPORTED
 
 
 @dataclass(frozen=True)
@@ -400,6 +404,7 @@ def _storage_config(raw: dict[str, Any]) -> StorageConfig:
         delete_enabled=_typed(raw, "storage.delete.enabled", False),
         redirect_disabled=_typed(raw, "storage.redirect.disable", False),
         upload_purging=purging,
+        read_only=_typed(raw, "storage.maintenance.readonly.enabled", False),
     )
 
 

@@ -3,14 +3,36 @@ Upload routes come before blob routes; ``{name:path}`` holds the slashes of a re
 
 from __future__ import annotations
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from registry.errors import ErrorCode
 from registry.handlers import blobs, catalog, manifests, referrers, tags, uploads
 
 NAME = "/v2/{name:path}"
 
 
-def api_routes() -> list[BaseRoute]:
+MUTATING = frozenset({"PUT", "POST", "PATCH", "DELETE"})
+
+
+def api_routes(read_only: bool = False) -> list[BaseRoute]:
+    """In read-only mode no mutating handler is registered: their routes answer 405 UNSUPPORTED."""
+    routes = _all_routes()
+    if not read_only:
+        return routes
+    return [_refusing(r) if isinstance(r, Route) and (r.methods or set()) & MUTATING else r for r in routes]
+
+
+async def _read_only(request: Request) -> Response:
+    raise ErrorCode.UNSUPPORTED.error({"reason": "the registry is in read-only mode"})
+
+
+def _refusing(route: Route) -> Route:
+    return Route(route.path, _read_only, methods=sorted(route.methods or ()), name=route.name)
+
+
+def _all_routes() -> list[BaseRoute]:
     return [
         Route("/v2/", catalog.api_version, methods=["GET"], name="base"),
         Route("/v2/_catalog", catalog.catalog, methods=["GET"], name="catalog"),

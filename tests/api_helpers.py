@@ -78,7 +78,7 @@ async def client_for(tmp_path: Path, driver: str, **env: str) -> AsyncIterator[h
 
 @contextlib.asynccontextmanager
 async def client_on(config: Config) -> AsyncIterator[httpx.AsyncClient]:
-    async with contextlib.asynccontextmanager(started_client)(config) as client:
+    async with started_client(config) as client:
         yield client
 
 

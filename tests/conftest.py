@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -33,16 +34,19 @@ def make_config(tmp_path: Path, driver: str, **env: str) -> Config:
     return load_config(None, environ)
 
 
+@asynccontextmanager
 async def started_client(config: Config) -> AsyncIterator[httpx.AsyncClient]:
     database = Database(config.database_url)
-    await migrate.upgrade(database, config.database_url)
-    app: Starlette = create_app(config, database=database)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client,
-    ):
-        yield client
-    await database.dispose()
+    try:
+        await migrate.upgrade(database, config.database_url)
+        app: Starlette = create_app(config, database=database)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client,
+        ):
+            yield client
+    finally:
+        await database.dispose()
 
 
 async def _postgres_admin(statement: str) -> None:
@@ -71,5 +75,5 @@ async def config(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 async def client(config: Config) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in started_client(config):
+    async with started_client(config) as c:
         yield c

@@ -218,8 +218,9 @@ def test_ignored_sections_nested_and_unknown(tmp_path: Path) -> None:
         "notifications:\n  endpoints: []\nproxy:\n  remoteurl: https://registry-1.docker.io\n"
         "validation:\n  disabled: true\ncompatibility: {}\ncatalog:\n  maxentries: 100\nstorge: typo\n"
     )
-    assert load(tmp_path, text).ignored_sections == (
-        "storage.maintenance.readonly",
+    config = load(tmp_path, text)
+    assert config.storage.read_only is True
+    assert config.ignored_sections == (
         "log.hooks",
         "log.reportcaller",
         "http.debug",

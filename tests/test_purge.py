@@ -36,7 +36,7 @@ async def _open_session(client: httpx.AsyncClient) -> str:
 
 async def test_purge_removes_idle_sessions_and_their_data(tmp_path: Path) -> None:
     config: Config = make_config(tmp_path, "filesystem")
-    async for client in started_client(config):
+    async with started_client(config) as client:
         location = await _open_session(client)
         uploads_dir = tmp_path / "data/docker/registry/v2/uploads"
         assert any(uploads_dir.iterdir())
@@ -47,7 +47,7 @@ async def test_purge_removes_idle_sessions_and_their_data(tmp_path: Path) -> Non
 
 
 async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path: Path) -> None:
-    async for client in started_client(make_config(tmp_path, "inmemory")):
+    async with started_client(make_config(tmp_path, "inmemory")) as client:
         location = await _open_session(client)
         uploads = (await _services(client)).uploads
         assert await purge_once(uploads, age_seconds=3600, dryrun=False) == []
@@ -71,7 +71,7 @@ async def test_scheduled_purge_runs_then_stops_when_the_app_shuts_down(
         return result
 
     monkeypatch.setattr(purge, "purge_once", observed)
-    async for client in started_client(config):
+    async with started_client(config) as client:
         await asyncio.wait_for(ran.wait(), timeout=10)
         assert (await client.get("/v2/")).status_code == 200
     # leaving the loop shut the app down: the purger was stopped and awaited, so nothing is left running

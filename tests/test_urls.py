@@ -13,7 +13,7 @@ async def _start_upload_location(
     tmp_path: Path, path: str = "/v2/", headers: dict[str, str] | None = None, **env: str
 ) -> str:
     location = ""
-    async for client in started_client(make_config(tmp_path, "inmemory", **env)):
+    async with started_client(make_config(tmp_path, "inmemory", **env)) as client:
         response = await client.post(f"{path}url/test/blobs/uploads/", headers=headers or {})
         assert response.status_code == 202, response.text
         location = response.headers["location"]
@@ -46,6 +46,6 @@ async def test_prefix_serves_the_api_under_it_and_in_locations(tmp_path: Path, p
     clean = prefix.rstrip("/")
     location = await _start_upload_location(tmp_path, path=f"{clean}/v2/", REGISTRY_HTTP_PREFIX=prefix)
     assert location.startswith(f"{BASE_URL}{clean}/v2/url/test/blobs/uploads/")
-    async for client in started_client(make_config(tmp_path, "inmemory", REGISTRY_HTTP_PREFIX=prefix)):
+    async with started_client(make_config(tmp_path, "inmemory", REGISTRY_HTTP_PREFIX=prefix)) as client:
         assert (await client.get(f"{clean}/v2/")).status_code == 200
         assert (await client.get("/v2/")).status_code == 404

@@ -1,0 +1,44 @@
+"""The ``registry`` command line: configuration errors are one line naming the key, with exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry.cli import main
+
+
+def _config(tmp_path: Path, extra: str) -> str:
+    path = tmp_path / "config.yml"
+    path.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n{extra}")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("auth:\n  htpasswd:\n    realm: basic-realm\n    path: /etc/registry/htpasswd\n", "auth.htpasswd"),
+        ("auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry\n", "auth.token"),
+    ],
+)
+def test_serve_refuses_a_configuration_asking_for_authentication(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", _config(tmp_path, section)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and key in err and "not implemented" in err
+
+
+def test_migrate_creates_the_schema(tmp_path: Path) -> None:
+    main(["migrate", _config(tmp_path, "")])
+    assert (tmp_path / "data" / "registry.db").stat().st_size > 0
+
+
+def test_migrate_with_a_wrong_value_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["migrate", _config(tmp_path, "http:\n  addr: 1.2.3.4:99999\n")])
+    assert exited.value.code == 2
+    assert "http.addr" in capsys.readouterr().err
