@@ -7,6 +7,7 @@ common case (one connection streams the whole upload); when it is missing the da
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -110,17 +111,26 @@ class UploadStore:
         return writer
 
     async def _copy(self, upload_id: str, body: AsyncIterator[bytes], writer: FileWriter) -> None:
+        """Stream the body into storage in WRITE_SIZE pieces; each piece is written and hashed in threads while the
+        event loop receives the next one."""
         state = self._hash_state(upload_id, writer.size)
-        buffer = bytearray()
+        pending: asyncio.Future[None] | None = None
+        chunks: list[bytes] = []
+        buffered = 0
         try:
             async for chunk in body:
-                buffer += chunk
-                if len(buffer) >= WRITE_SIZE:
-                    await _write(writer, state, bytes(buffer))
-                    buffer.clear()
+                chunks.append(chunk)
+                buffered += len(chunk)
+                if buffered >= WRITE_SIZE:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(_write(writer, state, b"".join(chunks)))
+                    chunks, buffered = [], 0
         finally:
-            if buffer:
-                await _write(writer, state, bytes(buffer))
+            if pending is not None:
+                await pending
+            if chunks:
+                await _write(writer, state, b"".join(chunks))
 
     def _hash_state(self, upload_id: str, offset: int) -> _HashState | None:
         state = self._hashes.get(upload_id)
@@ -165,10 +175,15 @@ class UploadStore:
 
 
 async def _write(writer: FileWriter, state: _HashState | None, data: bytes) -> None:
-    await writer.write(data)
-    if state is not None:
-        state.hasher.update(data)
-        state.offset += len(data)
+    if state is None:
+        await writer.write(data)
+        return
+    try:
+        await asyncio.gather(writer.write(data), asyncio.to_thread(state.hasher.update, data))
+    except BaseException:
+        state.offset = -1  # the hash may cover bytes the storage lacks: never trust it again
+        raise
+    state.offset += len(data)
 
 
 async def _exists(backend: StorageBackend, path: str) -> bool:
