@@ -133,22 +133,21 @@ def test_two_workers_share_uploads_and_manifests(
     assert len(workers_of(server)) == 2, "a worker died during the test"
 
 
-def test_wrong_value_in_config_file_exits_2_naming_the_key(servers: Servers) -> None:
-    server = servers(extra_config={"storage": {"delete": {"enabled": "yes please"}}})
-    result = server.run()
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        pytest.param(
+            {"extra_config": {"storage": {"delete": {"enabled": "yes please"}}}}, "storage.delete.enabled", id="file"
+        ),
+        pytest.param({"env": {"REGISTRY_HTTP_ADDR": "abc"}}, "http.addr", id="environment"),
+    ],
+)
+def test_wrong_value_exits_2_naming_the_key(servers: Servers, options: dict[str, Any], key: str) -> None:
+    result = servers(**options).run()
     assert result.returncode == 2, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     lines = result.stderr.splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert "storage.delete.enabled" in lines[0], lines[0]
-
-
-def test_wrong_value_in_environment_exits_2_naming_the_key(servers: Servers) -> None:
-    server = servers(env={"REGISTRY_HTTP_ADDR": "abc"})
-    result = server.run()
-    assert result.returncode == 2, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    assert "http.addr" in lines[0], lines[0]
+    assert key in lines[0], lines[0]
 
 
 def test_unimplemented_sections_are_logged_and_ignored(servers: Servers) -> None:
