@@ -18,9 +18,11 @@ from registry.app import create_app
 from registry.config import Config, ConfigError, listen_host_port, load_config
 from registry.db import migrate
 from registry.db.engine import Database
+from storage_backends import create_backend
 
 log = logging.getLogger("registry")
 CONFIG_ENV = "REGISTRY_CONFIGURATION_PATH"
+TLS_KEYS = frozenset({"certificate", "key"})
 LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING, "info": logging.INFO}
 
 
@@ -78,16 +80,28 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
     return options
 
 
-def _refuse_unimplemented_auth(config: Config) -> None:
-    """Serving openly a file that asks for authentication would expose every repository: refuse instead."""
+def _refuse_unimplemented_security(config: Config) -> None:
+    """Serving openly a file that asks for authentication or client certificates would expose every repository."""
     provider = next(iter(config.auth or {}), "none")
     if provider != "none":
         raise ConfigError(f"auth.{provider}", "authentication is not implemented yet; refusing to serve without it")
+    unsupported = sorted(set(config.http.tls or {}) - TLS_KEYS)
+    if unsupported:
+        raise ConfigError(f"http.tls.{unsupported[0]}", "not implemented yet; refusing to serve without it")
+
+
+def _check_storage(config: Config) -> None:
+    try:
+        backend = create_backend(config.storage.driver, config.storage.params)
+    except (ImportError, ValueError, TypeError) as exc:
+        raise ConfigError(f"storage.{config.storage.driver}", str(exc).splitlines()[0]) from None
+    asyncio.run(backend.close())
 
 
 def serve(config_path: str | None, workers: int | None) -> None:
     config = _load(config_path)
-    _refuse_unimplemented_auth(config)
+    _refuse_unimplemented_security(config)
+    _check_storage(config)
     _setup_logging(config)
     for section in config.ignored_sections:
         log.warning("configuration section %s is not implemented yet: ignored", section)

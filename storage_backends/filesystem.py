@@ -215,7 +215,8 @@ class _FilesystemWriter:
 class FilesystemBackend:
     name = "filesystem"
 
-    def __init__(self, rootdirectory: str = "/var/lib/registry") -> None:
+    def __init__(self, rootdirectory: str = "/var/lib/registry", maxthreads: int | None = None) -> None:
+        # maxthreads is distribution's limit on blocking threads; asyncio's default executor bounds ours
         self._root = os.path.abspath(rootdirectory)
 
     def _resolve(self, path: str) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from registry.cli import main
+from registry.db import migrate
+from registry.db.engine import Database
 
 
 def _config(tmp_path: Path, extra: str) -> str:
@@ -42,3 +45,38 @@ def test_migrate_with_a_wrong_value_exits_2(tmp_path: Path, capsys: pytest.Captu
         main(["migrate", _config(tmp_path, "http:\n  addr: 1.2.3.4:99999\n")])
     assert exited.value.code == 2
     assert "http.addr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    clientcas: [/ca.pem]\n", "http.tls.clientcas"),
+        ("http:\n  tls:\n    letsencrypt:\n      cachefile: /x\n", "http.tls.letsencrypt"),
+    ],
+)
+def test_serve_refuses_tls_settings_it_cannot_honour(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", _config(tmp_path, section)])
+    assert exited.value.code == 2
+    assert key in capsys.readouterr().err
+
+
+def test_serve_refuses_a_storage_driver_it_cannot_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /tmp/x\n    colour: blue\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", str(path)])
+    assert exited.value.code == 2
+    assert "storage.filesystem" in capsys.readouterr().err
+
+
+async def test_replicas_migrating_at_once_all_succeed(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+    databases = [Database(url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(db, url) for db in databases))
+    finally:
+        for db in databases:
+            await db.dispose()

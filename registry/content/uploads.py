@@ -153,7 +153,7 @@ class UploadStore:
             return f"sha256:{state.hasher.hexdigest()}"
         hasher = Digest(algorithm, "").hasher()
         async for chunk in self.backend.reader(paths.upload_data_path(upload_id)):
-            hasher.update(chunk)
+            await asyncio.to_thread(hasher.update, chunk)
         return f"{algorithm}:{hasher.hexdigest()}"
 
     async def _publish(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import migrations
 from registry.db.engine import Database
 
+MIGRATION_LOCK = 0x72656769  # any constant shared by every replica
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
 
@@ -28,5 +30,9 @@ async def upgrade(database: Database, url: str, revision: str = "head") -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    async with database.engine.begin() as connection:
+    # replicas may start together: one migrates while the others wait, then find nothing left to do
+    engine = database.engine.execution_options(sqlite_immediate=True)
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade)

@@ -59,6 +59,11 @@ def request_base(request: Request) -> str:
     return f"{scheme}://{host}"
 
 
+def is_count(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` takes superscripts), and few enough for a 64-bit count."""
+    return 0 < len(text) <= 19 and text.isascii() and text.isdigit()
+
+
 def query_digest(request: Request, key: str = "digest") -> Digest:
     value = request.query_params.get(key)
     if value is None:

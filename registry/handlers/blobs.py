@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from registry.errors import ErrorCode
 from registry.handlers.base import empty, path_digest, repo_name, require_delete_enabled, services
 
-_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE_RE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from registry.content.manifests import StoredManifest
 from registry.digests import looks_like_digest
 from registry.errors import ErrorCode
-from registry.handlers.base import empty, repo_name, require_delete_enabled, services, url_for
+from registry.handlers.base import empty, is_count, repo_name, require_delete_enabled, services, url_for
 from registry.manifests import INDEX_TYPES, MANIFEST_MAX_SIZE, Descriptor, parse_manifest, select_platform
 
 
@@ -32,7 +32,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 async def read_manifest_body(request: Request) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MANIFEST_MAX_SIZE:
+    if length is not None and is_count(length) and int(length) > MANIFEST_MAX_SIZE:
         raise ErrorCode.MANIFEST_INVALID.error({"limit": MANIFEST_MAX_SIZE}, status=413)
     body = bytearray()
     async for chunk in request.stream():

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from registry.errors import ErrorCode
+from registry.handlers.base import is_count
 
 MAX_PAGE = 10_000
 
@@ -15,11 +16,14 @@ def page_params(request: Request, default: int = MAX_PAGE) -> tuple[int, str | N
     raw = request.query_params.get("n")
     if raw is None or raw == "":
         n = default
-    elif raw.isdigit():
+    elif is_count(raw):
         n = int(raw)
     else:
         raise ErrorCode.PAGINATION_NUMBER_INVALID.error({"n": raw})
-    return min(n, MAX_PAGE), request.query_params.get("last") or None
+    last = request.query_params.get("last") or None
+    if last is not None and "\x00" in last:
+        raise ErrorCode.PAGINATION_NUMBER_INVALID.error({"last": "must not contain NUL"})
+    return min(n, MAX_PAGE), last
 
 
 def next_link(path: str, n: int, items: list[str], has_more: bool) -> dict[str, str]:

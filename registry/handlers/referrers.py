@@ -14,7 +14,8 @@ from registry.manifests import OCI_INDEX
 async def get_referrers(request: Request) -> Response:
     name, digest = repo_name(request), path_digest(request)
     artifact_type = request.query_params.get("artifactType")
-    descriptors = await services(request).manifests.referrers(name, digest, artifact_type)
+    no_match = artifact_type is not None and "\x00" in artifact_type  # no media type holds NUL; SQL may refuse it
+    descriptors = [] if no_match else await services(request).manifests.referrers(name, digest, artifact_type)
     body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type is not None else {}
     return Response(json.dumps(body).encode(), headers=headers, media_type=OCI_INDEX)

@@ -9,9 +9,10 @@ from starlette.responses import Response
 
 from registry.digests import Digest
 from registry.errors import ErrorCode, RegistryError
-from registry.handlers.base import body_stream, empty, query_digest, repo_name, services, url_for
+from registry.handlers.base import body_stream, empty, is_count, query_digest, repo_name, services, url_for
+from registry.names import is_valid_name
 
-_CONTENT_RANGE_RE = re.compile(r"(?:bytes[= ])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[= ])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
 
 def _upload_headers(request: Request, name: str, upload_id: str, size: int) -> dict[str, str]:
@@ -32,7 +33,10 @@ async def start_upload(request: Request) -> Response:
     svc = services(request)
     params = request.query_params
     mount = _mountable(params.get("mount"))
-    if mount is not None and await svc.blobs.mount(name, mount, params.get("from")) is not None:
+    source = params.get("from")
+    if source is not None and not is_valid_name(source):
+        mount = None  # an invalid source is a failed mount: fall back to a session
+    if mount is not None and await svc.blobs.mount(name, mount, source) is not None:
         return _created(request, name, mount)
     digest = query_digest(request) if "digest" in params else None
     upload_id = await svc.uploads.start(name)
@@ -61,7 +65,7 @@ def _content_range_start(request: Request) -> int | None:
         raise ErrorCode.RANGE_INVALID.error({"content_range": header})
     start, end = int(match.group(1)), int(match.group(2))
     length = request.headers.get("content-length")
-    if end < start or (length is not None and length.isdigit() and int(length) != end - start + 1):
+    if end < start or (length is not None and is_count(length) and int(length) != end - start + 1):
         raise ErrorCode.RANGE_INVALID.error({"content_range": header, "content_length": length})
     return start
 
