@@ -46,7 +46,7 @@ class BlobStore:
 
     async def unlink(self, repo: str, digest: Digest) -> None:
         async with self.db.write() as session:
-            repo_id = await queries.repository_id(session, repo)
+            repo_id = await queries.repository_id(session, repo, lock=True)
             if repo_id is None or not await queries.unlink_blob(session, repo_id, str(digest)):
                 raise ErrorCode.BLOB_UNKNOWN.error({"digest": str(digest)})
 

@@ -74,7 +74,7 @@ class ManifestStore:
         is_digest = looks_like_digest(reference)
         target = str(Digest.parse(reference)) if is_digest else check_tag(reference)
         async with self.db.write() as session:
-            repo_id = await queries.repository_id(session, repo)
+            repo_id = await queries.repository_id(session, repo, lock=True)
             deleted = repo_id is not None and await (
                 queries.delete_manifest(session, repo_id, target)
                 if is_digest

@@ -36,13 +36,16 @@ async def _insert_ignore(session: AsyncSession, model: Any, rows: Sequence[dict[
 # repositories
 
 
-async def repository_id(session: AsyncSession, name: str) -> int | None:
-    return await session.scalar(select(Repository.id).where(Repository.name == name))
+async def repository_id(session: AsyncSession, name: str, *, lock: bool = False) -> int | None:
+    """With ``lock``, writers to one repository queue up on its row (PostgreSQL; SQLite writers are serial anyway),
+    so a manifest's checks and its insert see the same links and manifests."""
+    query = select(Repository.id).where(Repository.name == name)
+    return await session.scalar(query.with_for_update() if lock else query)
 
 
 async def ensure_repository(session: AsyncSession, name: str) -> int:
     await _insert_ignore(session, Repository, [{"name": name, "created_at": utcnow()}])
-    repo_id = await repository_id(session, name)
+    repo_id = await repository_id(session, name, lock=True)
     assert repo_id is not None
     return repo_id
 
