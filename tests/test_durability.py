@@ -6,6 +6,8 @@ spec.md "Use Cases: Resumable Push": after connectivity returns, the client send
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from tests.api_helpers import (
     digest_of,
     finish_upload,
     patch_chunk,
+    path_of,
     start_upload,
     upload_end,
 )
@@ -112,3 +115,27 @@ async def test_client_disconnect_mid_patch_leaves_session_resumable(tmp_path: Pa
 
         assert (await patch_chunk(client, location, DATA[len(first) :], len(first))).status_code == 202
         await assert_created(client, await finish_upload(client, location, DIGEST), "durable/repo", DATA)
+
+
+async def test_a_second_writer_on_a_busy_session_gets_416_and_cannot_touch_the_blob(tmp_path: Path) -> None:
+    """A PATCH still streaming holds the session's lease: a concurrent PUT is refused, so no request can write into
+    bytes that were already verified and published."""
+    data = b"x" * 1000
+    async with client_on(api_config(tmp_path, "filesystem")) as client:
+        location = path_of((await client.post("/v2/lease/test/blobs/uploads/")).headers["location"])
+        reading, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            reading.set()  # the app reads the body only once it holds the session's lease
+            yield b"EVIL"
+            await release.wait()
+            yield b"EVIL"
+
+        patch = asyncio.create_task(client.patch(location, content=slow_body()))
+        await reading.wait()
+        put = await client.put(f"{location}?digest={digest_of(data)}", content=data)
+        assert put.status_code == 416, put.text
+        release.set()
+        assert (await patch).status_code == 202
+        assert (await client.get(location)).headers["range"] == "0-7"
+        assert (await client.head(f"/v2/lease/test/blobs/{digest_of(data)}")).status_code == 404

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.content import paths
@@ -23,6 +25,8 @@ from registry.errors import ErrorCode
 from storage_backends import FileWriter, PathNotFound, StorageBackend
 
 WRITE_SIZE = 4 * 1024 * 1024
+# a request renews its lease on a session every LEASE_SECONDS / 5 while data flows; a crashed one frees it after this
+LEASE_SECONDS = 300.0
 _HASH_CACHE_LIMIT = 1024
 
 
@@ -55,37 +59,67 @@ class UploadStore:
 
     async def append(self, repo: str, upload_id: str, body: AsyncIterator[bytes], start: int | None = None) -> int:
         """Append a request body at the session's offset (``start`` must equal it when given); returns the new size."""
-        size = await self.size(repo, upload_id)
-        if start is not None and start != size:
-            raise ErrorCode.RANGE_INVALID.error({"expected_start": size, "start": start}, headers=_range_headers(size))
-        writer = await self._open(upload_id, size)
-        try:
-            await self._copy(upload_id, body, writer)
-        finally:
-            await writer.close()
-            await self._record_size(upload_id, writer.size)
-        return writer.size
+        async with self._lease(repo, upload_id) as (size, renew):
+            if start is not None and start != size:
+                raise ErrorCode.RANGE_INVALID.error(
+                    {"expected_start": size, "start": start}, headers=_range_headers(size)
+                )
+            writer = await self._open(upload_id, size)
+            try:
+                await self._copy(upload_id, body, writer, renew)
+            finally:
+                await writer.close()
+                await self._record_size(upload_id, writer.size)
+            return writer.size
 
     async def complete(self, repo: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes]) -> int:
         """Write the last bytes, verify the digest, and make the blob visible in ``repo``; returns its size."""
-        size = await self.size(repo, upload_id)
-        writer = await self._open(upload_id, size)
+        async with self._lease(repo, upload_id) as (size, renew):
+            writer = await self._open(upload_id, size)
+            try:
+                await self._copy(upload_id, body, writer, renew)
+            except BaseException:
+                await writer.close()
+                await self._record_size(upload_id, writer.size)
+                raise
+            await writer.commit()
+            actual = await self._digest(upload_id, writer.size, digest.algorithm)
+            if actual != str(digest):
+                await self._forget(upload_id)
+                raise ErrorCode.DIGEST_INVALID.error({"expected": str(digest), "actual": actual})
+            await self._publish(repo, upload_id, digest, writer.size)
+            return writer.size
+
+    @asynccontextmanager
+    async def _lease(self, repo: str, upload_id: str) -> AsyncIterator[tuple[int, Callable[[], Awaitable[None]]]]:
+        """Only one request at a time writes to a session, whichever worker or replica it reaches: a second one
+        gets 416 and may ask for the session's status. A lease left by a crashed process goes stale."""
+        await self.size(repo, upload_id)
+        token, renewed = str(uuid.uuid4()), time.monotonic()
+        async with self.db.write() as session:
+            stale_before = datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS)
+            size = await queries.claim_upload(session, upload_id, repo, token, stale_before)
+        if size is None:
+            raise ErrorCode.RANGE_INVALID.error({"reason": "another request is writing to this upload session"})
+
+        async def renew() -> None:
+            nonlocal renewed
+            if time.monotonic() - renewed > LEASE_SECONDS / 5:
+                renewed = time.monotonic()
+                async with self.db.write() as session:
+                    await queries.renew_upload(session, upload_id, token)
+
         try:
-            await self._copy(upload_id, body, writer)
-        except BaseException:
-            await writer.close()
-            await self._record_size(upload_id, writer.size)
-            raise
-        await writer.commit()
-        actual = await self._digest(upload_id, writer.size, digest.algorithm)
-        if actual != str(digest):
-            await self.cancel(repo, upload_id)
-            raise ErrorCode.DIGEST_INVALID.error({"expected": str(digest), "actual": actual})
-        await self._publish(repo, upload_id, digest, writer.size)
-        return writer.size
+            yield size, renew
+        finally:
+            async with self.db.write() as session:
+                await queries.release_upload(session, upload_id, token)
 
     async def cancel(self, repo: str, upload_id: str) -> None:
         await self.size(repo, upload_id)
+        await self._forget(upload_id)
+
+    async def _forget(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
         async with self.db.write() as session:
             await queries.delete_upload(session, upload_id)
@@ -110,7 +144,9 @@ class UploadStore:
             raise ErrorCode.BLOB_UPLOAD_INVALID.error({"reason": "upload data out of step, restart the upload"})
         return writer
 
-    async def _copy(self, upload_id: str, body: AsyncIterator[bytes], writer: FileWriter) -> None:
+    async def _copy(
+        self, upload_id: str, body: AsyncIterator[bytes], writer: FileWriter, renew: Callable[[], Awaitable[None]]
+    ) -> None:
         """Stream the body into storage in WRITE_SIZE pieces; each piece is written and hashed in threads while the
         event loop receives the next one."""
         state = self._hash_state(upload_id, writer.size)
@@ -126,6 +162,7 @@ class UploadStore:
                         await pending
                     pending = asyncio.ensure_future(_write(writer, state, b"".join(chunks)))
                     chunks, buffered = [], 0
+                    await renew()
         finally:
             if pending is not None:
                 await pending

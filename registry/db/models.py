@@ -107,3 +107,6 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # the one request (on any worker or replica) writing to the session, and when it last said so
+    lease: Mapped[str | None] = mapped_column(String(36))
+    leased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

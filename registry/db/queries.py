@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -211,6 +211,30 @@ async def create_upload(session: AsyncSession, upload_id: str, repo_name: str) -
 async def upload_size(session: AsyncSession, upload_id: str, repo_name: str) -> int | None:
     query = select(Upload.size).where(Upload.id == upload_id, Upload.repository_name == repo_name)
     return await session.scalar(query)
+
+
+async def claim_upload(
+    session: AsyncSession, upload_id: str, repo_name: str, token: str, stale_before: datetime
+) -> int | None:
+    """Take the session's lease when it is free or stale; its size, or None when another request holds it."""
+    free = or_(Upload.lease.is_(None), Upload.leased_at < stale_before)
+    statement = (
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.repository_name == repo_name, free)
+        .values(lease=token, leased_at=utcnow())
+        .returning(Upload.size)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def renew_upload(session: AsyncSession, upload_id: str, token: str) -> None:
+    await session.execute(
+        update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(leased_at=utcnow())
+    )
+
+
+async def release_upload(session: AsyncSession, upload_id: str, token: str) -> None:
+    await session.execute(update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(lease=None))
 
 
 async def set_upload_size(session: AsyncSession, upload_id: str, size: int) -> None:
