@@ -68,6 +68,19 @@ async def _fsync_dir(directory: str) -> None:
     await asyncio.to_thread(_fsync_dir_sync, directory)
 
 
+def _make_dirs(directory: str) -> None:
+    """``os.makedirs``, and each new directory's entry fsynced into its parent: after a power loss a committed file
+    is still reachable, not only its own directory entry."""
+    missing: list[str] = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        _fsync_dir_sync(os.path.dirname(path))
+
+
 def _fsync_file(file: BinaryIO) -> None:
     file.flush()
     os.fsync(file.fileno())
@@ -82,7 +95,7 @@ def _sync_and_close(file: BinaryIO) -> None:
 
 def _write_atomically(target: str, data: bytes) -> None:
     directory = os.path.dirname(target)
-    os.makedirs(directory, exist_ok=True)
+    _make_dirs(directory)
     temp = _temp_path(target)
     try:
         with open(temp, "wb") as file:
@@ -115,7 +128,7 @@ def _open_for_reading(target: str, path: str, offset: int) -> BinaryIO:
 
 
 def _open_staging(target: str, append: bool) -> tuple[BinaryIO, int]:
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+    _make_dirs(os.path.dirname(target))
     file = open(_staging_path(target), "ab" if append else "wb")  # noqa: SIM115 - the writer owns it
     return file, os.fstat(file.fileno()).st_size
 
@@ -155,7 +168,7 @@ def _move_file(source: str, dest: str, source_path: str) -> None:
         if stat_mode.S_ISDIR(os.stat(source).st_mode):
             raise StorageError(source_path, "is a directory; only files can be moved")
     directory = os.path.dirname(dest)
-    os.makedirs(directory, exist_ok=True)
+    _make_dirs(directory)
     os.replace(source, dest)
     _fsync_dir_sync(directory)
     if os.path.dirname(source) != directory:

@@ -38,7 +38,8 @@ class ManifestStore:
         self.db = db
         self.blobs = blobs
 
-    async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> ParsedManifest:
+    async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> tuple[str, ParsedManifest]:
+        """Store a manifest (and tag it when ``reference`` is a tag); the digest it is stored under, and its parse."""
         parsed = parse_manifest(body, content_type)
         digest, tag = _resolve_reference(reference, body, parsed)
         uses_empty = any(d.digest == EMPTY_DIGEST and d.size == len(EMPTY_JSON) for d in parsed.blob_references)
@@ -56,7 +57,7 @@ class ManifestStore:
             )
             if tag is not None:
                 await queries.upsert_tag(session, repo_id, tag, manifest_id)
-        return parsed
+        return digest, parsed
 
     async def get(self, repo: str, reference: str) -> StoredManifest:
         async with self.db.read() as session:

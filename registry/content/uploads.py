@@ -60,10 +60,7 @@ class UploadStore:
     async def append(self, repo: str, upload_id: str, body: AsyncIterator[bytes], start: int | None = None) -> int:
         """Append a request body at the session's offset (``start`` must equal it when given); returns the new size."""
         async with self._lease(repo, upload_id) as (size, renew):
-            if start is not None and start != size:
-                raise ErrorCode.RANGE_INVALID.error(
-                    {"expected_start": size, "start": start}, headers=_range_headers(size)
-                )
+            _check_start(start, size)
             writer = await self._open(upload_id, size)
             try:
                 await self._copy(upload_id, body, writer, renew)
@@ -72,9 +69,12 @@ class UploadStore:
                 await self._record_size(upload_id, writer.size)
             return writer.size
 
-    async def complete(self, repo: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes]) -> int:
-        """Write the last bytes, verify the digest, and make the blob visible in ``repo``; returns its size."""
+    async def complete(
+        self, repo: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes], start: int | None = None
+    ) -> int:
+        """Write the last bytes (at ``start`` when given), verify the digest, and make the blob visible in ``repo``."""
         async with self._lease(repo, upload_id) as (size, renew):
+            _check_start(start, size)
             writer = await self._open(upload_id, size)
             try:
                 await self._copy(upload_id, body, writer, renew)
@@ -231,8 +231,16 @@ async def _exists(backend: StorageBackend, path: str) -> bool:
     return True
 
 
-def _range_headers(size: int) -> dict[str, str]:
-    return {"Range": f"0-{max(size - 1, 0)}"}
+def _check_start(start: int | None, size: int) -> None:
+    if start is not None and start != size:
+        raise ErrorCode.RANGE_INVALID.error(
+            {"expected_start": size, "start": start}, headers={"Range": upload_range(size)}
+        )
+
+
+def upload_range(size: int) -> str:
+    """An upload session's ``Range`` header: the bytes received, ``0-0`` for none (no ``bytes=`` prefix)."""
+    return f"0-{max(size - 1, 0)}"
 
 
 def _is_uuid(value: str) -> bool:

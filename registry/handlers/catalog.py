@@ -18,5 +18,5 @@ async def catalog(request: Request) -> Response:
     n, last = page_params(request, default=1000)
     async with services(request).db.read() as session:
         names = await queries.list_repositories(session, last, n + 1) if n else []
-    headers = next_link(request.url.path, n, names[:n], len(names) > n)
+    headers = next_link(request, "catalog", n, names[:n], len(names) > n)
     return JSONResponse({"repositories": names[:n]}, headers=headers)

@@ -45,8 +45,7 @@ async def read_manifest_body(request: Request) -> bytes:
 async def put_manifest(request: Request) -> Response:
     name, reference = repo_name(request), request.path_params["reference"]
     body = await read_manifest_body(request)
-    parsed = await services(request).manifests.put(name, reference, body, request.headers.get("content-type"))
-    digest = reference if ":" in reference else parsed.digest
+    digest, parsed = await services(request).manifests.put(name, reference, body, request.headers.get("content-type"))
     headers = {"Location": url_for(request, "manifest", name=name, reference=digest), "Docker-Content-Digest": digest}
     if parsed.subject is not None:
         headers["OCI-Subject"] = parsed.subject.digest

@@ -26,7 +26,9 @@ def page_params(request: Request, default: int = MAX_PAGE) -> tuple[int, str | N
     return min(n, MAX_PAGE), last
 
 
-def next_link(path: str, n: int, items: list[str], has_more: bool) -> dict[str, str]:
+def next_link(request: Request, route: str, n: int, items: list[str], has_more: bool, **params: str) -> dict[str, str]:
+    """The next page's ``Link``, a relative URL built from the route name (spec: "Listing Tags", "Catalog")."""
     if not has_more or not items:
         return {}
+    path = request.app.url_path_for(route, **params)
     return {"Link": f'<{path}?{urlencode({"n": n, "last": items[-1]})}>; rel="next"'}

@@ -19,5 +19,5 @@ async def list_tags(request: Request) -> Response:
         if repo_id is None:
             raise ErrorCode.NAME_UNKNOWN.error({"name": name})
         tags = await queries.list_tags(session, repo_id, last, n + 1) if n else []
-    headers = next_link(request.url.path, n, tags[:n], len(tags) > n)
+    headers = next_link(request, "tags", n, tags[:n], len(tags) > n, name=name)
     return JSONResponse({"name": name, "tags": tags[:n]}, headers=headers)

@@ -7,6 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
+from registry.content.uploads import upload_range
 from registry.digests import Digest
 from registry.errors import ErrorCode, RegistryError
 from registry.handlers.base import body_stream, empty, is_count, query_digest, repo_name, services, url_for
@@ -18,7 +19,7 @@ _CONTENT_RANGE_RE = re.compile(r"(?:bytes[= ])?([0-9]{1,19})-([0-9]{1,19})(?:/(?
 def _upload_headers(request: Request, name: str, upload_id: str, size: int) -> dict[str, str]:
     return {
         "Location": url_for(request, "upload", name=name, uuid=upload_id),
-        "Range": f"0-{max(size - 1, 0)}",
+        "Range": upload_range(size),
         "Docker-Upload-UUID": upload_id,
     }
 
@@ -86,12 +87,9 @@ async def upload_status(request: Request) -> Response:
 async def finish_upload(request: Request) -> Response:
     name, upload_id = repo_name(request), request.path_params["uuid"]
     uploads = services(request).uploads
-    await uploads.size(name, upload_id)
-    digest = query_digest(request)
-    start = _content_range_start(request)
-    if start is not None and start != await uploads.size(name, upload_id):
-        raise ErrorCode.RANGE_INVALID.error({"start": start})
-    await uploads.complete(name, upload_id, digest, body_stream(request))
+    await uploads.size(name, upload_id)  # an unknown session is 404 before anything else
+    digest, start = query_digest(request), _content_range_start(request)
+    await uploads.complete(name, upload_id, digest, body_stream(request), start)
     return _created(request, name, digest)
 
 
