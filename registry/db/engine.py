@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import shutil
 import tempfile
@@ -9,11 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, FrozenResult, Result, ScalarResult, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.sql import Executable
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -23,6 +25,50 @@ SQLITE_PRAGMAS = (
 )
 
 
+class Reader(Protocol):
+    """What a read needs: an AsyncSession is one, and so is ``ThreadedReader``."""
+
+    async def execute(self, statement: Executable, /) -> Result[Any]: ...
+
+    async def scalar(self, statement: Executable, /) -> Any: ...
+
+    async def scalars(self, statement: Executable, /) -> ScalarResult[Any]: ...
+
+
+class ThreadedReader:
+    """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
+    (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _run(self, statement: Executable) -> FrozenResult[Any]:
+        with self._engine.connect() as connection:
+            return connection.execute(statement).freeze()
+
+    async def execute(self, statement: Executable, /) -> Result[Any]:
+        return (await asyncio.to_thread(self._run, statement))()
+
+    async def scalar(self, statement: Executable, /) -> Any:
+        return (await self.execute(statement)).scalar()
+
+    async def scalars(self, statement: Executable, /) -> ScalarResult[Any]:
+        return (await self.execute(statement)).scalars()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _sync_sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(url.set(drivername="sqlite+pysqlite"), connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 def _prepare_sqlite(engine: AsyncEngine) -> None:
     """Take over SQLite's transactions so writers BEGIN IMMEDIATE: a deferred read-then-write transaction would fail
     with SQLITE_BUSY instead of waiting when another process or worker writes at the same time."""
@@ -30,10 +76,7 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-        cursor.close()
+        _sqlite_pragmas(dbapi_connection, _record)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -68,14 +111,20 @@ class Database:
         if self.is_sqlite:
             _ensure_sqlite_directory(parsed)
         self.engine = create_async_engine(parsed, pool_pre_ping=not self.is_sqlite)
+        self._threaded: ThreadedReader | None = None
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
+            self._sync_engine = _sync_sqlite_engine(parsed)
+            self._threaded = ThreadedReader(self._sync_engine)
         writer = self.engine.execution_options(sqlite_immediate=True)
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(writer, expire_on_commit=False)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
+    async def read(self) -> AsyncIterator[Reader]:
+        if self._threaded is not None:
+            yield self._threaded
+            return
         async with self._reads() as session:
             yield session
 
@@ -87,3 +136,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._threaded is not None:
+            await asyncio.to_thread(self._sync_engine.dispose)

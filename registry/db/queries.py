@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.db.engine import Reader
 from registry.db.models import (
     Blob,
     Manifest,
@@ -36,11 +37,12 @@ async def _insert_ignore(session: AsyncSession, model: Any, rows: Sequence[dict[
 # repositories
 
 
-async def repository_id(session: AsyncSession, name: str, *, lock: bool = False) -> int | None:
+async def repository_id(session: Reader, name: str, *, lock: bool = False) -> int | None:
     """With ``lock``, writers to one repository queue up on its row (PostgreSQL; SQLite writers are serial anyway),
     so a manifest's checks and its insert see the same links and manifests."""
     query = select(Repository.id).where(Repository.name == name)
-    return await session.scalar(query.with_for_update() if lock else query)
+    found: int | None = await session.scalar(query.with_for_update() if lock else query)
+    return found
 
 
 async def ensure_repository(session: AsyncSession, name: str) -> int:
@@ -50,7 +52,7 @@ async def ensure_repository(session: AsyncSession, name: str) -> int:
     return repo_id
 
 
-async def list_repositories(session: AsyncSession, last: str | None, limit: int) -> list[str]:
+async def list_repositories(session: Reader, last: str | None, limit: int) -> list[str]:
     query = select(Repository.name).order_by(Repository.name).limit(limit)
     if last is not None:
         query = query.where(Repository.name > last)
@@ -77,21 +79,23 @@ async def unlink_blob(session: AsyncSession, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def blob_size(session: AsyncSession, digest: str) -> int | None:
-    return await session.scalar(select(Blob.size).where(Blob.digest == digest))
+async def blob_size(session: Reader, digest: str) -> int | None:
+    found: int | None = await session.scalar(select(Blob.size).where(Blob.digest == digest))
+    return found
 
 
-async def linked_blob_size(session: AsyncSession, repo_name: str, digest: str) -> int | None:
+async def linked_blob_size(session: Reader, repo_name: str, digest: str) -> int | None:
     query = (
         select(Blob.size)
         .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
         .join(Repository, Repository.id == RepositoryBlob.repository_id)
         .where(Repository.name == repo_name, Blob.digest == digest)
     )
-    return await session.scalar(query)
+    found: int | None = await session.scalar(query)
+    return found
 
 
-async def repositories_with_blob(session: AsyncSession, digest: str) -> list[str]:
+async def repositories_with_blob(session: Reader, digest: str) -> list[str]:
     query = (
         select(Repository.name)
         .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
@@ -101,7 +105,7 @@ async def repositories_with_blob(session: AsyncSession, digest: str) -> list[str
     return list((await session.scalars(query)).all())
 
 
-async def linked_blobs(session: AsyncSession, repo_id: int, digests: Iterable[str]) -> set[str]:
+async def linked_blobs(session: Reader, repo_id: int, digests: Iterable[str]) -> set[str]:
     wanted = set(digests)
     if not wanted:
         return set()
@@ -114,12 +118,12 @@ async def linked_blobs(session: AsyncSession, repo_id: int, digests: Iterable[st
 # manifests
 
 
-async def manifest_ids(session: AsyncSession, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
+async def manifest_ids(session: Reader, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
     wanted = set(digests)
     if not wanted:
         return {}
     query = select(Manifest.digest, Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest.in_(wanted))
-    return {digest: manifest_id for digest, manifest_id in (await session.execute(query)).all()}
+    return {row.digest: row.id for row in (await session.execute(query)).all()}
 
 
 async def insert_manifest(
@@ -139,7 +143,7 @@ async def insert_manifest(
 _MANIFEST_COLUMNS = (Manifest.id, Manifest.digest, Manifest.media_type, Manifest.size, Manifest.payload)
 
 
-async def manifest_by_digest(session: AsyncSession, repo_name: str, digest: str) -> Any:
+async def manifest_by_digest(session: Reader, repo_name: str, digest: str) -> Any:
     query = (
         select(*_MANIFEST_COLUMNS)
         .join(Repository, Repository.id == Manifest.repository_id)
@@ -148,7 +152,7 @@ async def manifest_by_digest(session: AsyncSession, repo_name: str, digest: str)
     return (await session.execute(query)).first()
 
 
-async def manifest_by_tag(session: AsyncSession, repo_name: str, tag: str) -> Any:
+async def manifest_by_tag(session: Reader, repo_name: str, tag: str) -> Any:
     query = (
         select(*_MANIFEST_COLUMNS)
         .join(Tag, Tag.manifest_id == Manifest.id)
@@ -163,7 +167,7 @@ async def delete_manifest(session: AsyncSession, repo_id: int, digest: str) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def referrers(session: AsyncSession, repo_name: str, subject: str, artifact_type: str | None) -> Sequence[Any]:
+async def referrers(session: Reader, repo_name: str, subject: str, artifact_type: str | None) -> Sequence[Any]:
     query = (
         select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations)
         .join(Repository, Repository.id == Manifest.repository_id)
@@ -192,7 +196,7 @@ async def delete_tag(session: AsyncSession, repo_id: int, tag: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def list_tags(session: AsyncSession, repo_id: int, last: str | None, limit: int) -> list[str]:
+async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int) -> list[str]:
     query = select(Tag.name).where(Tag.repository_id == repo_id).order_by(Tag.name).limit(limit)
     if last is not None:
         query = query.where(Tag.name > last)
@@ -208,9 +212,10 @@ async def create_upload(session: AsyncSession, upload_id: str, repo_name: str) -
     await session.flush()
 
 
-async def upload_size(session: AsyncSession, upload_id: str, repo_name: str) -> int | None:
+async def upload_size(session: Reader, upload_id: str, repo_name: str) -> int | None:
     query = select(Upload.size).where(Upload.id == upload_id, Upload.repository_name == repo_name)
-    return await session.scalar(query)
+    found: int | None = await session.scalar(query)
+    return found
 
 
 async def claim_upload(
@@ -246,10 +251,10 @@ async def delete_upload(session: AsyncSession, upload_id: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def stale_uploads(session: AsyncSession, updated_before: datetime) -> list[str]:
+async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:
     query = select(Upload.id).where(Upload.updated_at < updated_before)
     return list((await session.scalars(query)).all())
 
 
-async def count_rows(session: AsyncSession, model: Any) -> int:
+async def count_rows(session: Reader, model: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(model)) or 0)
