@@ -1,0 +1,211 @@
+"""Benchmark our registry against distribution's ``docker-registry``: ``.venv/bin/python bench/run.py [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workloads as w  # noqa: E402
+from servers import Server, make_servers  # noqa: E402
+
+Row = tuple[w.Metric, dict[str, float]]
+
+
+def hash_mib_s(total: int = 256 * w.MiB) -> float:
+    piece = os.urandom(w.PIECE)
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for _ in range(total // w.PIECE):
+        digest.update(piece)
+    digest.hexdigest()
+    return total / w.MiB / (time.perf_counter() - started)
+
+
+def page_cache_mib_s(tmp: Path, total: int = 256 * w.MiB) -> float:
+    path = tmp / "pagecache.bin"
+    piece = os.urandom(w.PIECE)
+    with path.open("wb") as out:
+        for _ in range(total // w.PIECE):
+            out.write(piece)
+    elapsed = 0.0
+    for _ in range(2):  # the first read warms the cache, the second is timed
+        started = time.perf_counter()
+        with path.open("rb", buffering=0) as src:
+            while src.read(w.PIECE):
+                pass
+        elapsed = time.perf_counter() - started
+    path.unlink()
+    return total / w.MiB / elapsed
+
+
+def fmt(metric: w.Metric, value: float) -> str:
+    return f"{value:,.3f} {metric.unit}" if value < 10 else f"{value:,.1f} {metric.unit}"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [["workload", "ours", "reference", "ratio ours/reference"]]
+    for metric, values in rows:
+        ours, ref = values["ours"], values["reference"]
+        ratio = ours / ref if metric.higher_is_better else ref / ours
+        lines.append(
+            [
+                metric.name + ("" if metric.higher_is_better else " *"),
+                fmt(metric, ours),
+                fmt(metric, ref),
+                f"{ratio:.2f}x",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+    out = ["| " + " | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) + " |" for line in lines]
+    out.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="256 MiB big blobs, 3 s wrk runs, 300 repos/tags")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per workload and server (default 2 quick, 3)")
+    args = parser.parse_args()
+    big = (256 if args.quick else 1024) * w.MiB
+    seconds = 3 if args.quick else 5
+    repos = tags = 300 if args.quick else 2000
+    rounds = max(2, args.rounds or (2 if args.quick else 3))
+    run_started = time.perf_counter()
+
+    tmp = Path(tempfile.mkdtemp(prefix="regbench-"))
+    servers = make_servers(tmp)
+    rows: list[Row] = []
+    notes: list[str] = []
+    try:
+        limits = {"sha256": hash_mib_s(), "page cache": page_cache_mib_s(tmp)}
+        for server in servers:
+            server.start()
+            print(f"{server.name}: ready in {server.startup_seconds:.3f} s on {server.base_url}", file=sys.stderr)
+        clients = {s.name: httpx.Client(base_url=s.base_url, timeout=w.TIMEOUT) for s in servers}
+        source = w.BlobSource(big)
+        state: dict[str, dict[str, str]] = {s.name: {} for s in servers}
+        small, layer = os.urandom(1024), os.urandom(32 * 1024)
+        for server in servers:
+            client = clients[server.name]
+            manifest, manifest_digest = w.push_image(client, "bench/small", "latest", layer)
+            state[server.name]["manifest_digest"] = manifest_digest
+            state[server.name]["small"] = w.upload_small(client, "bench/small", small)
+
+        def run(metric: w.Metric, body: Callable[[Server], float]) -> None:
+            samples: dict[str, list[float]] = {s.name: [] for s in servers}
+            for round_index in range(rounds):
+                for server in servers:
+                    value = body(server)
+                    samples[server.name].append(value)
+                    print(
+                        f"  {metric.name} round {round_index + 1} {server.name}: {fmt(metric, value)}", file=sys.stderr
+                    )
+            rows.append((metric, {name: statistics.median(values) for name, values in samples.items()}))
+
+        def put_and_remember(server: Server) -> float:
+            rate, digest = w.monolithic_put(clients[server.name], source, "bench/big")
+            state[server.name]["big"] = digest
+            return rate
+
+        def wrk(path: str, method: str = "GET") -> Callable[[Server], float]:
+            def body(server: Server) -> float:
+                url = server.base_url + path.format(**state[server.name])
+                if method == "HEAD":
+                    rate, errors = w.head_rate(server.base_url, path.format(**state[server.name]), seconds)
+                else:
+                    rate, errors = w.wrk(url, seconds)
+                if errors:
+                    notes.append(f"{server.name} {method} {path}: {errors}")
+                return rate
+
+            return body
+
+        size = f"{big // w.MiB} MiB"
+        run(w.Metric(f"monolithic PUT {size}", "MiB/s", True), put_and_remember)
+        run(
+            w.Metric(f"streamed PATCH {size} + PUT", "MiB/s", True),
+            lambda s: w.streamed_patch(clients[s.name], source, "bench/big"),
+        )
+        run(
+            w.Metric(f"chunked PATCH 16 MiB x {big // w.CHUNK} + PUT", "MiB/s", True),
+            lambda s: w.chunked_patch(clients[s.name], source, "bench/big"),
+        )
+        run(
+            w.Metric(f"blob GET {size}", "MiB/s", True),
+            lambda s: w.blob_get(clients[s.name], "bench/big", state[s.name]["big"], big),
+        )
+        run(
+            w.Metric("Range GET last 1 MiB (mean of 20)", "ms", False),
+            lambda s: w.range_get_ms(clients[s.name], "bench/big", state[s.name]["big"], big),
+        )
+        run(w.Metric("manifest GET by tag, wrk -c64", "req/s", True), wrk("/v2/bench/small/manifests/latest"))
+        run(
+            w.Metric("manifest GET by digest, wrk -c64", "req/s", True),
+            wrk("/v2/bench/small/manifests/{manifest_digest}"),
+        )
+        run(
+            w.Metric("manifest HEAD by tag, asyncio -c64 †", "req/s", True),
+            wrk("/v2/bench/small/manifests/latest", "HEAD"),
+        )
+        run(w.Metric("small blob GET 1 KiB, wrk -c64", "req/s", True), wrk("/v2/bench/small/blobs/{small}"))
+
+        for server in servers:
+            started = time.perf_counter()
+            w.create_repositories(server.base_url, repos, small)
+            print(
+                f"  {server.name}: created {repos} repositories in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
+        run(
+            w.Metric(f"catalog walk n=100, {repos} repos", "s", False), lambda s: w.walk_catalog(clients[s.name], repos)
+        )
+
+        for server in servers:
+            started = time.perf_counter()
+            w.create_tags(server.base_url, "bench/small", manifest, tags)
+            print(f"  {server.name}: created {tags} tags in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        run(
+            w.Metric(f"tags/list x20, {tags} tags", "s", False),
+            lambda s: w.list_tags(clients[s.name], "bench/small", tags),
+        )
+
+        rows.append(
+            (w.Metric("startup to first 200 on /v2/", "s", False), {s.name: s.startup_seconds for s in servers})
+        )
+        rows.append((w.Metric("server peak RSS (VmHWM)", "MiB", False), {s.name: s.peak_rss_mib() for s in servers}))
+        for client in clients.values():
+            client.close()
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(table(rows))
+    print()
+    print("Ratio: higher is better. For rows marked * (times, memory) it is reference/ours; otherwise ours/reference.")
+    print(f"Medians of {rounds} interleaved rounds (ours, reference, ours, ...); startup and RSS are single values.")
+    print(
+        f"Machine limits, same run: sha256 one core {limits['sha256']:,.1f} MiB/s (256 MiB in 4 MiB pieces); "
+        f"page-cache read {limits['page cache']:,.1f} MiB/s (256 MiB file, second read)."
+    )
+    print("† wrk 4.1.0 hangs on HEAD responses (it waits for a body), so HEAD uses a raw-socket asyncio client")
+    print("  in this process: 64 keep-alive connections, one request in flight each; client-bound sooner than wrk.")
+    for note in notes:
+        print(f"Note: {note}")
+    print(f"Total run time {time.perf_counter() - run_started:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()
