@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -254,7 +254,3 @@ async def delete_upload(session: AsyncSession, upload_id: str) -> bool:
 async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:
     query = select(Upload.id).where(Upload.updated_at < updated_before)
     return list((await session.scalars(query)).all())
-
-
-async def count_rows(session: Reader, model: Any) -> int:
-    return int(await session.scalar(select(func.count()).select_from(model)) or 0)
