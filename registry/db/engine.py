@@ -7,6 +7,7 @@ import atexit
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
@@ -39,15 +40,22 @@ class ThreadedReader:
     """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
     (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, threads: int = 4) -> None:
         self._engine = engine
+        # its own threads: metadata reads never queue behind blob writes in the default executor
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
 
     def _run(self, statement: Executable) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement).freeze()
 
     async def execute(self, statement: Executable, /) -> Result[Any]:
-        return (await asyncio.to_thread(self._run, statement))()
+        frozen = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, statement)
+        return frozen()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._engine.dispose()
 
     async def scalar(self, statement: Executable, /) -> Any:
         return (await self.execute(statement)).scalar()
@@ -114,8 +122,7 @@ class Database:
         self._threaded: ThreadedReader | None = None
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
-            self._sync_engine = _sync_sqlite_engine(parsed)
-            self._threaded = ThreadedReader(self._sync_engine)
+            self._threaded = ThreadedReader(_sync_sqlite_engine(parsed))
         writer = self.engine.execution_options(sqlite_immediate=True)
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(writer, expire_on_commit=False)
@@ -137,4 +144,4 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._threaded is not None:
-            await asyncio.to_thread(self._sync_engine.dispose)
+            await asyncio.to_thread(self._threaded.close)
