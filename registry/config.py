@@ -18,44 +18,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from registry.config_schema import NON_DRIVER_KEYS, SCHEMA, apply_env, ignored_keys
+
 SUPPORTED_VERSION = "0.1"
 DRIVERS = ("filesystem", "inmemory", "s3")
-NON_DRIVER_KEYS = frozenset({"delete", "redirect", "cache", "maintenance", "tag"})
 LOG_LEVELS = ("error", "warn", "info", "debug")
 LOG_FORMATTERS = ("text", "json", "logstash")
 DEFAULT_ADDR = "127.0.0.1:5000"
 FILESYSTEM_DEFAULT_ROOT = "/var/lib/registry"  # distribution's filesystem driver default
-ENV_PREFIX = "REGISTRY_"
 
-# Schema kinds: a dict is a section; OPEN is a free-form mapping we use; IGNORED one we do not implement yet.
-OPEN = "open"
-IGNORED = "ignored"
-UNIMPLEMENTED: tuple[str, ...] = ("redis", "notifications", "health", "proxy", "reporting", "middleware")
-UNIMPLEMENTED += ("validation", "compatibility", "catalog", "policy")
-_STORAGE_SCHEMA: dict[str, object] = {
-    "delete": {"enabled": "bool"},
-    "redirect": {"disable": "bool"},
-    "maintenance": {
-        "uploadpurging": {"enabled": "bool", "age": "duration", "interval": "duration", "dryrun": "bool"},
-        "readonly": {"enabled": "bool"},
-    },
-    **dict.fromkeys(("cache", "tag"), IGNORED),
-    "*": OPEN,  # the driver section
-}
-_HTTP_SCHEMA: dict[str, object] = {
-    **dict.fromkeys(("addr", "net", "host", "prefix", "secret"), "str"),
-    **{"relativeurls": "bool", "draintimeout": "duration", "workers": "int", "tls": OPEN, "headers": OPEN},
-}
-SCHEMA: dict[str, object] = {
-    "version": "str",
-    "loglevel": "str",
-    "log": {"level": "str", "formatter": "str", "fields": OPEN, "accesslog": {"disabled": "bool"}},
-    "storage": _STORAGE_SCHEMA,
-    "http": _HTTP_SCHEMA,
-    "database": {"url": "str"},
-    "auth": OPEN,
-    **dict.fromkeys(UNIMPLEMENTED, IGNORED),
-}
 _MISSING = object()
 _T = TypeVar("_T", bool, int)
 
@@ -177,94 +148,11 @@ def _read_file(path: str) -> dict[str, Any]:
 
 def _finish(raw: dict[str, Any], environ: Mapping[str, str] | None) -> Config:
     merged = copy.deepcopy(raw)
-    ignored_env = _apply_env(merged, os.environ if environ is None else environ)
+    ignored_env = apply_env(merged, os.environ if environ is None else environ)
     for key in ("storage", "auth"):  # the short forms `storage: inmemory`, `auth: none`
         if isinstance(merged.get(key), str):
             merged[key] = {merged[key]: {}}
     return _build(merged, ignored_env)
-
-
-def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[str, ...]:
-    unknown: list[str] = []
-    for name in sorted(environ):  # lexical, like distribution: REGISTRY_STORAGE before REGISTRY_STORAGE_S3_*
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper == ENV_PREFIX:
-            continue
-        path = _env_path(raw, SCHEMA, upper[len(ENV_PREFIX) :].split("_"))
-        if path is None:
-            unknown.append(name)
-        else:
-            _env_set(raw, path, environ[name])
-    return tuple(unknown)
-
-
-def _env_set(raw: dict[str, Any], path: list[tuple[Any, object]], text: str) -> None:
-    node = raw
-    for key, _ in path[:-1]:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = {child: {}} if isinstance(child, str) and key in ("storage", "auth") else {}
-            node[key] = child
-        node = child
-    _assign(node, *path[-1], text)
-
-
-def _env_path(node: object, schema: object, tokens: list[str]) -> list[tuple[Any, object]] | None:
-    """The keys and schema kinds an env var's tokens lead to; longest match first, so keys with "_" work."""
-    mapping = node if isinstance(node, dict) else {}
-    for n in range(len(tokens), 0, -1):
-        key = _find_key(mapping, schema, "_".join(tokens[:n]))
-        if key is None:
-            continue
-        child_schema = schema.get(key, schema.get("*")) if isinstance(schema, dict) else OPEN
-        if n == len(tokens):
-            return [(key, child_schema)]
-        if isinstance(child_schema, dict) or child_schema in (OPEN, IGNORED):
-            tail = _env_path(mapping.get(key), child_schema, tokens[n:])
-            if tail is not None:
-                return [(key, child_schema), *tail]
-    return None
-
-
-def _find_key(node: dict[Any, Any], schema: object, wanted: str) -> Any:
-    if isinstance(schema, dict):
-        known = [key for key in schema if key != "*" and key.upper() == wanted]
-        if known or "*" not in schema:
-            return known[0] if known else None
-    existing = [key for key in node if str(key).upper() == wanted]
-    if existing:
-        return existing[0]
-    return wanted.lower() if "_" not in wanted else None
-
-
-def _assign(node: dict[Any, Any], key: Any, kind: object, text: str) -> None:
-    value = _env_value(kind, text)
-    if kind is _STORAGE_SCHEMA and isinstance(value, str):  # REGISTRY_STORAGE=s3 switches the driver
-        section = node.get(key)
-        kept = {k: v for k, v in section.items() if k in NON_DRIVER_KEYS} if isinstance(section, dict) else {}
-        value = {**kept, value: {}}
-    node[key] = value
-
-
-def _env_value(kind: object, text: str) -> object:
-    if not text:
-        return None
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return text if kind == "str" and not isinstance(value, str) else value
-
-
-def _ignored(node: dict[Any, Any], schema: dict[str, object], prefix: str = "") -> list[str]:
-    found: list[str] = []
-    for key, value in node.items():
-        child = schema.get(key, schema.get("*", IGNORED)) if isinstance(key, str) else IGNORED
-        if child == IGNORED:
-            found.append(f"{prefix}{key}")
-        elif isinstance(child, dict) and isinstance(value, dict):
-            found.extend(_ignored(value, child, f"{prefix}{key}."))
-    return found
 
 
 # --- typed access to the merged mapping ---
@@ -365,7 +253,7 @@ def _build(raw: dict[str, Any], ignored_env: tuple[str, ...]) -> Config:
         database_url=_database_url(raw, storage),
         workers=workers,
         auth=_auth(raw),
-        ignored_sections=tuple(_ignored(raw, SCHEMA)),
+        ignored_sections=tuple(ignored_keys(raw, SCHEMA)),
         raw=raw,
         log_fields=_mapping(raw, "log.fields") or {},
         ignored_env=ignored_env,
