@@ -36,8 +36,7 @@ class BlobStore:
             if source is not None:
                 size = await queries.linked_blob_size(session, source, str(digest))
             else:
-                holders = await queries.repositories_with_blob(session, str(digest))
-                size = await queries.blob_size(session, str(digest)) if holders else None
+                size = await queries.linked_anywhere_size(session, str(digest))
             if size is None:
                 return None
             repo_id = await queries.ensure_repository(session, repo)
@@ -53,8 +52,15 @@ class BlobStore:
     async def put_small(self, data: bytes) -> Digest:
         """Store a small blob whose bytes the registry knows itself (the empty JSON ``{}``); linking is the caller's."""
         digest = Digest.of(data)
-        try:
-            await self.backend.stat(paths.blob_path(digest))
-        except PathNotFound:
+        if not await is_stored(self.backend, digest):
             await self.backend.put_content(paths.blob_path(digest), data)
         return digest
+
+
+async def is_stored(backend: StorageBackend, digest: Digest) -> bool:
+    """Whether a blob's bytes are in storage (whoever links them): a second copy is never written."""
+    try:
+        await backend.stat(paths.blob_path(digest))
+    except PathNotFound:
+        return False
+    return True

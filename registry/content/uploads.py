@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.content import paths
+from registry.content.blobs import is_stored
 from registry.db import queries
 from registry.db.engine import Database
 from registry.digests import Digest
@@ -49,8 +50,7 @@ class UploadStore:
         return upload_id
 
     async def size(self, repo: str, upload_id: str) -> int:
-        if not _is_uuid(upload_id):
-            raise ErrorCode.BLOB_UPLOAD_UNKNOWN.error({"uuid": upload_id})
+        _check_id(upload_id)
         async with self.db.read() as session:
             size = await queries.upload_size(session, upload_id, repo)
         if size is None:
@@ -94,12 +94,13 @@ class UploadStore:
     async def _lease(self, repo: str, upload_id: str) -> AsyncIterator[tuple[int, Callable[[], Awaitable[None]]]]:
         """Only one request at a time writes to a session, whichever worker or replica it reaches: a second one
         gets 416 and may ask for the session's status. A lease left by a crashed process goes stale."""
-        await self.size(repo, upload_id)
+        _check_id(upload_id)
         token, renewed = str(uuid.uuid4()), time.monotonic()
         async with self.db.write() as session:
             stale_before = datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS)
             size = await queries.claim_upload(session, upload_id, repo, token, stale_before)
         if size is None:
+            await self.size(repo, upload_id)  # 404 when there is no such session; else it is busy
             raise ErrorCode.RANGE_INVALID.error({"reason": "another request is writing to this upload session"})
 
         async def renew() -> None:
@@ -195,7 +196,7 @@ class UploadStore:
 
     async def _publish(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
         source, dest = paths.upload_data_path(upload_id), paths.blob_path(digest)
-        if await _exists(self.backend, dest):
+        if await is_stored(self.backend, digest):
             await self.backend.delete(source)
         else:
             await self.backend.move(source, dest)
@@ -223,14 +224,6 @@ async def _write(writer: FileWriter, state: _HashState | None, data: bytes) -> N
     state.offset += len(data)
 
 
-async def _exists(backend: StorageBackend, path: str) -> bool:
-    try:
-        await backend.stat(path)
-    except PathNotFound:
-        return False
-    return True
-
-
 def _check_start(start: int | None, size: int) -> None:
     if start is not None and start != size:
         raise ErrorCode.RANGE_INVALID.error(
@@ -241,6 +234,11 @@ def _check_start(start: int | None, size: int) -> None:
 def upload_range(size: int) -> str:
     """An upload session's ``Range`` header: the bytes received, ``0-0`` for none (no ``bytes=`` prefix)."""
     return f"0-{max(size - 1, 0)}"
+
+
+def _check_id(upload_id: str) -> None:
+    if not _is_uuid(upload_id):
+        raise ErrorCode.BLOB_UPLOAD_UNKNOWN.error({"uuid": upload_id})
 
 
 def _is_uuid(value: str) -> bool:

@@ -79,11 +79,6 @@ async def unlink_blob(session: AsyncSession, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def blob_size(session: Reader, digest: str) -> int | None:
-    found: int | None = await session.scalar(select(Blob.size).where(Blob.digest == digest))
-    return found
-
-
 async def linked_blob_size(session: Reader, repo_name: str, digest: str) -> int | None:
     query = (
         select(Blob.size)
@@ -95,14 +90,16 @@ async def linked_blob_size(session: Reader, repo_name: str, digest: str) -> int 
     return found
 
 
-async def repositories_with_blob(session: Reader, digest: str) -> list[str]:
+async def linked_anywhere_size(session: Reader, digest: str) -> int | None:
+    """The size of a blob some repository links, or None (an automatic mount's source)."""
     query = (
-        select(Repository.name)
-        .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
-        .where(RepositoryBlob.blob_digest == digest)
-        .order_by(Repository.name)
+        select(Blob.size)
+        .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
+        .where(Blob.digest == digest)
+        .limit(1)
     )
-    return list((await session.scalars(query)).all())
+    found: int | None = await session.scalar(query)
+    return found
 
 
 async def linked_blobs(session: Reader, repo_id: int, digests: Iterable[str]) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -69,10 +68,6 @@ def query_digest(request: Request, key: str = "digest") -> Digest:
     if value is None:
         raise ErrorCode.DIGEST_INVALID.error({"reason": f"the {key} query parameter is required"})
     return Digest.parse(value)
-
-
-def body_stream(request: Request) -> AsyncIterator[bytes]:
-    return request.stream()
 
 
 def require_delete_enabled(request: Request) -> None:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from registry.content.uploads import upload_range
 from registry.digests import Digest
 from registry.errors import ErrorCode, RegistryError
-from registry.handlers.base import body_stream, empty, is_count, query_digest, repo_name, services, url_for
+from registry.handlers.base import empty, is_count, query_digest, repo_name, services, url_for
 from registry.names import is_valid_name
 
 _CONTENT_RANGE_RE = re.compile(r"(?:bytes[= ])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
@@ -43,7 +43,7 @@ async def start_upload(request: Request) -> Response:
     upload_id = await svc.uploads.start(name)
     if digest is None:
         return empty(202, _upload_headers(request, name, upload_id, 0))
-    await svc.uploads.complete(name, upload_id, digest, body_stream(request))
+    await svc.uploads.complete(name, upload_id, digest, request.stream())
     return _created(request, name, digest)
 
 
@@ -74,7 +74,7 @@ def _content_range_start(request: Request) -> int | None:
 async def patch_upload(request: Request) -> Response:
     name, upload_id = repo_name(request), request.path_params["uuid"]
     start = _content_range_start(request)
-    size = await services(request).uploads.append(name, upload_id, body_stream(request), start)
+    size = await services(request).uploads.append(name, upload_id, request.stream(), start)
     return empty(202, _upload_headers(request, name, upload_id, size))
 
 
@@ -89,7 +89,7 @@ async def finish_upload(request: Request) -> Response:
     uploads = services(request).uploads
     await uploads.size(name, upload_id)  # an unknown session is 404 before anything else
     digest, start = query_digest(request), _content_range_start(request)
-    await uploads.complete(name, upload_id, digest, body_stream(request), start)
+    await uploads.complete(name, upload_id, digest, request.stream(), start)
     return _created(request, name, digest)
 
 
