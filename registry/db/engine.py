@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -19,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=30000",  # first: every later statement waits for other processes' locks
     "PRAGMA synchronous=FULL",  # an acknowledged push survives power loss, not only a crash
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=30000",
 )
+WAL_ATTEMPTS = 100
 
 
 class Reader(Protocol):
@@ -68,7 +69,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
+    _enable_wal(cursor)
     cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switching a new database to WAL needs an exclusive lock, and SQLite answers "database is locked" at once,
+    without waiting, when several processes first connect together (workers or replicas starting): retry briefly.
+    WAL is persistent, so once one connection has switched the others find it done."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
 
 
 def _sync_sqlite_engine(url: URL) -> Engine:
