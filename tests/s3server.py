@@ -98,3 +98,9 @@ class MotoServer:
 
 def _pages(client: Any, operation: str, bucket: str) -> Any:
     return client.get_paginator(operation).paginate(Bucket=bucket)
+
+
+async def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> httpx.Response:
+    """A request straight to S3, as a client following the registry's redirect makes it."""
+    async with httpx.AsyncClient() as direct:
+        return await direct.request(method, url, headers=headers)

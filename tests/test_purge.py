@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import pytest
 from starlette.applications import Starlette
 
 from registry.config import Config
-from registry.content import purge
+from registry.content import paths, purge
 from registry.content.purge import purge_once
 from registry.handlers.base import Services
+from storage_backends import PathNotFound
 from tests.conftest import BASE_URL, make_config, started_client
 
 
@@ -44,6 +46,23 @@ async def test_purge_removes_idle_sessions_and_their_data(tmp_path: Path) -> Non
         assert len(removed) == 1
         assert (await client.get(location)).status_code == 404
         assert not any(uploads_dir.iterdir())
+
+
+async def test_purge_removes_old_upload_data_no_session_owns(config: Config) -> None:
+    # a process that died between deleting a session's row and its data leaves an orphan only a storage sweep finds
+    orphan, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    async with started_client(config) as client:
+        services = await _services(client)
+        await services.backend.put_content(paths.upload_data_path(orphan), b"orphaned bytes")
+        location = await _open_session(client)
+        assert await purge_once(services.uploads, age_seconds=3600, dryrun=False) == []
+        assert await purge_once(services.uploads, age_seconds=-60, dryrun=False) != []
+        with pytest.raises(PathNotFound):
+            await services.backend.stat(paths.upload_dir(orphan))
+        assert (await client.get(location)).status_code == 404
+        await services.backend.put_content(paths.upload_data_path(fresh), b"not old enough")
+        assert await purge_once(services.uploads, age_seconds=3600, dryrun=False) == []
+        assert (await services.backend.stat(paths.upload_data_path(fresh))).size == 14
 
 
 async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path: Path) -> None:

@@ -19,8 +19,12 @@ def blob_path(digest: Digest) -> str:
     return f"{ROOT}/blobs/{digest.algorithm}/{digest.encoded[:2]}/{digest.encoded}/data"
 
 
+def uploads_root() -> str:
+    return f"{ROOT}/uploads"
+
+
 def upload_dir(upload_id: str) -> str:
-    return f"{ROOT}/uploads/{upload_id}"
+    return f"{uploads_root()}/{upload_id}"
 
 
 def upload_data_path(upload_id: str) -> str:

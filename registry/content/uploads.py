@@ -127,7 +127,8 @@ class UploadStore:
         await self._remove_data(upload_id)
 
     async def purge(self, updated_before: datetime) -> list[str]:
-        """Forget sessions untouched since ``updated_before`` and delete their data (distribution's upload purging)."""
+        """Forget sessions untouched since ``updated_before`` and delete their data (distribution's upload purging),
+        then data in storage that no session owns (a process died between the two), if as old."""
         async with self.db.write() as session:
             stale = await queries.stale_uploads(session, updated_before)
             for upload_id in stale:
@@ -135,7 +136,23 @@ class UploadStore:
         for upload_id in stale:
             self._hashes.pop(upload_id, None)
             await self._remove_data(upload_id)
-        return stale
+        return stale + await self._purge_orphans(updated_before)
+
+    async def _purge_orphans(self, updated_before: datetime) -> list[str]:
+        try:
+            found = [path.rsplit("/", 1)[-1] for path in await self.backend.list(paths.uploads_root())]
+        except PathNotFound:
+            return []
+        async with self.db.read() as session:
+            known = await queries.known_uploads(session, found)
+        orphans = []
+        for upload_id in set(found) - known:
+            with contextlib.suppress(PathNotFound):
+                info = await self.backend.stat(paths.upload_dir(upload_id))
+                if info.mtime < updated_before.timestamp():
+                    await self._remove_data(upload_id)
+                    orphans.append(upload_id)
+        return orphans
 
     async def _open(self, upload_id: str, size: int) -> FileWriter:
         writer = await self.backend.writer(paths.upload_data_path(upload_id), append=size > 0)

@@ -251,3 +251,8 @@ async def delete_upload(session: AsyncSession, upload_id: str) -> bool:
 async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:
     query = select(Upload.id).where(Upload.updated_at < updated_before)
     return list((await session.scalars(query)).all())
+
+
+async def known_uploads(session: Reader, upload_ids: Sequence[str]) -> set[str]:
+    query = select(Upload.id).where(Upload.id.in_(upload_ids))
+    return set((await session.scalars(query)).all())
