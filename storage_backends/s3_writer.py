@@ -44,13 +44,15 @@ class S3Writer:
     @classmethod
     async def open(cls, backend: S3Backend, path: str, key: str, append: bool) -> S3Writer:
         writer = cls(backend, path, key)
-        staged = await writer._s3.maybe("get_object", path, Key=writer._staging)
-        if append and staged is not None:
-            await writer._resume(staged)
-            return writer
-        if staged is not None:
-            staged["Body"].close()
-            await writer._abort(staged["Metadata"].get("upload-id"))
+        if append:
+            staged = await writer._s3.maybe("get_object", path, Key=writer._staging)
+            if staged is not None:
+                await writer._resume(staged)
+                return writer
+        else:  # start afresh: what an earlier writer staged is discarded
+            head = await writer._s3.maybe("head_object", path, Key=writer._staging)
+            if head is not None:
+                await writer._abort(head["Metadata"].get("upload-id"))
         await writer._save_staging()
         return writer
 

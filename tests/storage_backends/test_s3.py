@@ -119,3 +119,21 @@ def test_without_keys_the_default_credential_chain_is_used(monkeypatch: pytest.M
     assert isinstance(backend, S3Backend)
     assert backend.s3.client._request_signer._credentials.access_key == "from-the-environment"  # noqa: SLF001
     assert backend.s3.client.meta.region_name == "eu-west-1"
+
+
+async def test_a_fresh_writer_aborts_the_multipart_upload_an_earlier_one_staged(
+    moto_s3: MotoServer, bucket: str
+) -> None:
+    backend = make(moto_s3, bucket, chunksize=5 * MIB)
+    writer = await backend.writer("up/data")
+    await writer.write(DATA[: 6 * MIB])
+    await writer.close()
+    assert len(uploads(moto_s3, bucket)) == 1
+    writer = await backend.writer("up/data")  # not appending: the staged bytes and their parts are discarded
+    assert writer.size == 0
+    assert uploads(moto_s3, bucket) == []
+    await writer.write(b"fresh")
+    await writer.commit()
+    assert await backend.get_content("up/data") == b"fresh"
+    await backend.delete("up")
+    await backend.close()
