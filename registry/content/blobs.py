@@ -27,6 +27,9 @@ class BlobStore:
     def read(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.backend.reader(paths.blob_path(digest), offset, length)
 
+    async def read_small(self, digest: Digest) -> bytes:
+        return await self.backend.get_content(paths.blob_path(digest))
+
     async def redirect_url(self, digest: Digest, method: str) -> str | None:
         return await self.backend.redirect_url(paths.blob_path(digest), method)
 

@@ -27,14 +27,17 @@ SQLITE_PRAGMAS = (
 WAL_ATTEMPTS = 100
 
 
+Params = dict[str, Any] | None
+
+
 class Reader(Protocol):
     """What a read needs: an AsyncSession is one, and so is ``ThreadedReader``."""
 
-    async def execute(self, statement: Executable, /) -> Result[Any]: ...
+    async def execute(self, statement: Executable, params: Params = None, /) -> Result[Any]: ...
 
-    async def scalar(self, statement: Executable, /) -> Any: ...
+    async def scalar(self, statement: Executable, params: Params = None, /) -> Any: ...
 
-    async def scalars(self, statement: Executable, /) -> ScalarResult[Any]: ...
+    async def scalars(self, statement: Executable, params: Params = None, /) -> ScalarResult[Any]: ...
 
 
 class ThreadedReader:
@@ -46,23 +49,23 @@ class ThreadedReader:
         # its own threads: metadata reads never queue behind blob writes in the default executor
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
 
-    def _run(self, statement: Executable) -> FrozenResult[Any]:
+    def _run(self, statement: Executable, params: Params) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
-            return connection.execute(statement).freeze()
+            return connection.execute(statement, params).freeze()
 
-    async def execute(self, statement: Executable, /) -> Result[Any]:
-        frozen = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, statement)
+    async def execute(self, statement: Executable, params: Params = None, /) -> Result[Any]:
+        frozen = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, statement, params)
         return frozen()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self._engine.dispose()
 
-    async def scalar(self, statement: Executable, /) -> Any:
-        return (await self.execute(statement)).scalar()
+    async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
+        return (await self.execute(statement, params)).scalar()
 
-    async def scalars(self, statement: Executable, /) -> ScalarResult[Any]:
-        return (await self.execute(statement)).scalars()
+    async def scalars(self, statement: Executable, params: Params = None, /) -> ScalarResult[Any]:
+        return (await self.execute(statement, params)).scalars()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

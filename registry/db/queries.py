@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,11 +37,14 @@ async def _insert_ignore(session: AsyncSession, model: Any, rows: Sequence[dict[
 # repositories
 
 
+_REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("name"))
+_REPOSITORY_ID_LOCKED = _REPOSITORY_ID.with_for_update()
+
+
 async def repository_id(session: Reader, name: str, *, lock: bool = False) -> int | None:
     """With ``lock``, writers to one repository queue up on its row (PostgreSQL; SQLite writers are serial anyway),
     so a manifest's checks and its insert see the same links and manifests."""
-    query = select(Repository.id).where(Repository.name == name)
-    found: int | None = await session.scalar(query.with_for_update() if lock else query)
+    found: int | None = await session.scalar(_REPOSITORY_ID_LOCKED if lock else _REPOSITORY_ID, {"name": name})
     return found
 
 
@@ -52,11 +55,15 @@ async def ensure_repository(session: AsyncSession, name: str) -> int:
     return repo_id
 
 
+# The reads every pull makes are built once, with bind parameters: building a statement costs more than running it.
+_REPOSITORIES = select(Repository.name).order_by(Repository.name).limit(bindparam("limit"))
+_REPOSITORIES_AFTER = _REPOSITORIES.where(Repository.name > bindparam("last"))
+
+
 async def list_repositories(session: Reader, last: str | None, limit: int) -> list[str]:
-    query = select(Repository.name).order_by(Repository.name).limit(limit)
-    if last is not None:
-        query = query.where(Repository.name > last)
-    return list((await session.scalars(query)).all())
+    if last is None:
+        return list((await session.scalars(_REPOSITORIES, {"limit": limit})).all())
+    return list((await session.scalars(_REPOSITORIES_AFTER, {"limit": limit, "last": last})).all())
 
 
 # blobs
@@ -79,14 +86,16 @@ async def unlink_blob(session: AsyncSession, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_LINKED_BLOB_SIZE = (
+    select(Blob.size)
+    .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("repo"), Blob.digest == bindparam("digest"))
+)
+
+
 async def linked_blob_size(session: Reader, repo_name: str, digest: str) -> int | None:
-    query = (
-        select(Blob.size)
-        .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
-        .join(Repository, Repository.id == RepositoryBlob.repository_id)
-        .where(Repository.name == repo_name, Blob.digest == digest)
-    )
-    found: int | None = await session.scalar(query)
+    found: int | None = await session.scalar(_LINKED_BLOB_SIZE, {"repo": repo_name, "digest": digest})
     return found
 
 
@@ -140,23 +149,25 @@ async def insert_manifest(
 _MANIFEST_COLUMNS = (Manifest.id, Manifest.digest, Manifest.media_type, Manifest.size, Manifest.payload)
 
 
+_MANIFEST_BY_DIGEST = (
+    select(*_MANIFEST_COLUMNS)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("repo"), Manifest.digest == bindparam("digest"))
+)
+_MANIFEST_BY_TAG = (
+    select(*_MANIFEST_COLUMNS)
+    .join(Tag, Tag.manifest_id == Manifest.id)
+    .join(Repository, Repository.id == Tag.repository_id)
+    .where(Repository.name == bindparam("repo"), Tag.name == bindparam("tag"))
+)
+
+
 async def manifest_by_digest(session: Reader, repo_name: str, digest: str) -> Any:
-    query = (
-        select(*_MANIFEST_COLUMNS)
-        .join(Repository, Repository.id == Manifest.repository_id)
-        .where(Repository.name == repo_name, Manifest.digest == digest)
-    )
-    return (await session.execute(query)).first()
+    return (await session.execute(_MANIFEST_BY_DIGEST, {"repo": repo_name, "digest": digest})).first()
 
 
 async def manifest_by_tag(session: Reader, repo_name: str, tag: str) -> Any:
-    query = (
-        select(*_MANIFEST_COLUMNS)
-        .join(Tag, Tag.manifest_id == Manifest.id)
-        .join(Repository, Repository.id == Tag.repository_id)
-        .where(Repository.name == repo_name, Tag.name == tag)
-    )
-    return (await session.execute(query)).first()
+    return (await session.execute(_MANIFEST_BY_TAG, {"repo": repo_name, "tag": tag})).first()
 
 
 async def delete_manifest(session: AsyncSession, repo_id: int, digest: str) -> bool:
@@ -193,11 +204,13 @@ async def delete_tag(session: AsyncSession, repo_id: int, tag: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_TAGS = select(Tag.name).where(Tag.repository_id == bindparam("repo_id")).order_by(Tag.name).limit(bindparam("limit"))
+_TAGS_AFTER = _TAGS.where(Tag.name > bindparam("last"))
+
+
 async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int) -> list[str]:
-    query = select(Tag.name).where(Tag.repository_id == repo_id).order_by(Tag.name).limit(limit)
-    if last is not None:
-        query = query.where(Tag.name > last)
-    return list((await session.scalars(query)).all())
+    params = {"repo_id": repo_id, "limit": limit, "last": last}
+    return list((await session.scalars(_TAGS if last is None else _TAGS_AFTER, params)).all())
 
 
 # uploads
@@ -209,9 +222,11 @@ async def create_upload(session: AsyncSession, upload_id: str, repo_name: str) -
     await session.flush()
 
 
+_UPLOAD_SIZE = select(Upload.size).where(Upload.id == bindparam("id"), Upload.repository_name == bindparam("repo"))
+
+
 async def upload_size(session: Reader, upload_id: str, repo_name: str) -> int | None:
-    query = select(Upload.size).where(Upload.id == upload_id, Upload.repository_name == repo_name)
-    found: int | None = await session.scalar(query)
+    found: int | None = await session.scalar(_UPLOAD_SIZE, {"id": upload_id, "repo": repo_name})
     return found
 
 

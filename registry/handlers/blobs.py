@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from registry.errors import ErrorCode
 from registry.handlers.base import empty, path_digest, repo_name, require_delete_enabled, services
 
+SMALL_BLOB = 256 * 1024  # read in one piece: one storage call instead of a stream's open, reads and close
 _RANGE_RE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
@@ -48,6 +49,8 @@ async def get_blob(request: Request) -> Response:
         if url is not None:
             return RedirectResponse(url, status_code=307, headers=headers)
     byte_range = parse_range(request.headers["range"], size) if "range" in request.headers else None
+    if byte_range is None and size <= SMALL_BLOB:
+        return Response(await blobs.read_small(digest), headers=headers, media_type="application/octet-stream")
     if byte_range is None:
         headers["Content-Length"] = str(size)
         return StreamingResponse(blobs.read(digest), headers=headers, media_type="application/octet-stream")
