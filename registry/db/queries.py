@@ -204,12 +204,18 @@ async def delete_tag(session: AsyncSession, repo_id: int, tag: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-_TAGS = select(Tag.name).where(Tag.repository_id == bindparam("repo_id")).order_by(Tag.name).limit(bindparam("limit"))
+_TAGS = (
+    select(Tag.name)
+    .join(Repository, Repository.id == Tag.repository_id)
+    .where(Repository.name == bindparam("repo"))
+    .order_by(Tag.name)
+    .limit(bindparam("limit"))
+)
 _TAGS_AFTER = _TAGS.where(Tag.name > bindparam("last"))
 
 
-async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int) -> list[str]:
-    params = {"repo_id": repo_id, "limit": limit, "last": last}
+async def list_tags(session: Reader, repo_name: str, last: str | None, limit: int) -> list[str]:
+    params = {"repo": repo_name, "limit": limit, "last": last}
     return list((await session.scalars(_TAGS if last is None else _TAGS_AFTER, params)).all())
 
 

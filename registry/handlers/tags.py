@@ -15,9 +15,8 @@ async def list_tags(request: Request) -> Response:
     name = repo_name(request)
     n, last = page_params(request)
     async with services(request).db.read() as session:
-        repo_id = await queries.repository_id(session, name)
-        if repo_id is None:
+        tags = await queries.list_tags(session, name, last, n + 1) if n else []
+        if not tags and await queries.repository_id(session, name) is None:
             raise ErrorCode.NAME_UNKNOWN.error({"name": name})
-        tags = await queries.list_tags(session, repo_id, last, n + 1) if n else []
     headers = next_link(request, "tags", n, tags[:n], len(tags) > n, name=name)
     return JSONResponse({"name": name, "tags": tags[:n]}, headers=headers)
