@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import shutil
+import sqlite3
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, Connection, FrozenResult, Result, ScalarResult, make_url
+from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy.engine import URL, Connection, FrozenResult, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql import Executable
 
@@ -25,36 +29,120 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
 )
 WAL_ATTEMPTS = 100
+_S = TypeVar("_S", bound=Select)  # type: ignore[type-arg]
 
 
 Params = dict[str, Any] | None
 
 
+class Scalars(Protocol):
+    def all(self) -> Sequence[Any]: ...
+
+
+class Rows(Protocol):
+    """What callers use of a result: SQLAlchemy's Result is one, and so is ``PlainRows``."""
+
+    def first(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+    def scalar(self) -> Any: ...
+
+    def scalars(self) -> Scalars: ...
+
+
 class Reader(Protocol):
     """What a read needs: an AsyncSession is one, and so is ``ThreadedReader``."""
 
-    async def execute(self, statement: Executable, params: Params = None, /) -> Result[Any]: ...
+    async def execute(self, statement: Executable, params: Params = None, /) -> Rows: ...
 
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any: ...
 
-    async def scalars(self, statement: Executable, params: Params = None, /) -> ScalarResult[Any]: ...
+    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars: ...
+
+
+def plain(statement: _S) -> _S:
+    """Mark a read whose columns need no type conversion (integers, text, bytes): on SQLite it then runs as plain
+    SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point lookup)."""
+    return statement.execution_options(plain_rows=True)
+
+
+@dataclass(frozen=True)
+class _PlainStatement:
+    sql: str
+    names: tuple[str, ...]  # bind parameter names in positional order
+    defaults: dict[str, Any]
+    row: type[tuple[Any, ...]]
+
+
+class PlainRows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def all(self) -> Sequence[Any]:
+        return self._rows
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalars(self) -> Scalars:
+        return PlainRows([row[0] for row in self._rows])
 
 
 class ThreadedReader:
     """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
-    (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds."""
+    (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds. Statements
+    marked ``plain`` run as their compiled SQL on one read-only sqlite3 connection per thread."""
 
-    def __init__(self, engine: Engine, threads: int = 4) -> None:
+    def __init__(self, engine: Engine, path: str, threads: int = 4) -> None:
         self._engine = engine
+        self._path = path
         # its own threads: metadata reads never queue behind blob writes in the default executor
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
+        self._local = threading.local()
+        self._plain: dict[int, tuple[Executable, _PlainStatement]] = {}
 
     def _run(self, statement: Executable, params: Params) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, params).freeze()
 
-    async def execute(self, statement: Executable, params: Params = None, /) -> Result[Any]:
-        frozen = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, statement, params)
+    def _run_plain(self, plain: _PlainStatement, params: Params) -> list[Any]:
+        values = params or {}
+        arguments = [values[name] if name in values else plain.defaults[name] for name in plain.names]
+        rows = self._connection().execute(plain.sql, arguments).fetchall()
+        return [plain.row._make(row) for row in rows]  # type: ignore[attr-defined]
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            uri = self._path.startswith("file:")
+            connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, uri=uri)
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA query_only=ON")
+            self._local.connection = connection
+        return connection
+
+    def _compiled(self, statement: Executable) -> _PlainStatement:
+        found = self._plain.get(id(statement))
+        if found is None:
+            assert isinstance(statement, Select), "only SELECTs are marked plain"
+            compiled = statement.compile(dialect=self._engine.dialect)
+            names = tuple(compiled.positiontup or ())
+            keys = tuple(statement.selected_columns.keys())
+            row = collections.namedtuple("PlainRow", keys, rename=True)  # type: ignore[misc]
+            plain = _PlainStatement(compiled.string, names, dict(compiled.construct_params(_check=False)), row)
+            found = self._plain[id(statement)] = (statement, plain)  # the statement is kept alive with its id
+        return found[1]
+
+    async def execute(self, statement: Executable, params: Params = None, /) -> Rows:
+        loop = asyncio.get_running_loop()
+        if statement.get_execution_options().get("plain_rows"):
+            rows = await loop.run_in_executor(self._executor, self._run_plain, self._compiled(statement), params)
+            return PlainRows(rows)
+        frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
         return frozen()
 
     def close(self) -> None:
@@ -64,7 +152,7 @@ class ThreadedReader:
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
         return (await self.execute(statement, params)).scalar()
 
-    async def scalars(self, statement: Executable, params: Params = None, /) -> ScalarResult[Any]:
+    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
         return (await self.execute(statement, params)).scalars()
 
 
@@ -141,7 +229,7 @@ class Database:
         self._threaded: ThreadedReader | None = None
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
-            self._threaded = ThreadedReader(_sync_sqlite_engine(parsed))
+            self._threaded = ThreadedReader(_sync_sqlite_engine(parsed), str(parsed.database))
         writer = self.engine.execution_options(sqlite_immediate=True)
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(writer, expire_on_commit=False)

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.db.engine import Reader
+from registry.db.engine import Reader, plain
 from registry.db.models import (
     Blob,
     Manifest,
@@ -37,7 +37,7 @@ async def _insert_ignore(session: AsyncSession, model: Any, rows: Sequence[dict[
 # repositories
 
 
-_REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("name"))
+_REPOSITORY_ID = plain(select(Repository.id).where(Repository.name == bindparam("name")))
 _REPOSITORY_ID_LOCKED = _REPOSITORY_ID.with_for_update()
 
 
@@ -56,7 +56,7 @@ async def ensure_repository(session: AsyncSession, name: str) -> int:
 
 
 # The reads every pull makes are built once, with bind parameters: building a statement costs more than running it.
-_REPOSITORIES = select(Repository.name).order_by(Repository.name).limit(bindparam("limit"))
+_REPOSITORIES = plain(select(Repository.name).order_by(Repository.name).limit(bindparam("limit")))
 _REPOSITORIES_AFTER = _REPOSITORIES.where(Repository.name > bindparam("last"))
 
 
@@ -86,7 +86,7 @@ async def unlink_blob(session: AsyncSession, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-_LINKED_BLOB_SIZE = (
+_LINKED_BLOB_SIZE = plain(
     select(Blob.size)
     .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
@@ -149,12 +149,12 @@ async def insert_manifest(
 _MANIFEST_COLUMNS = (Manifest.id, Manifest.digest, Manifest.media_type, Manifest.size, Manifest.payload)
 
 
-_MANIFEST_BY_DIGEST = (
+_MANIFEST_BY_DIGEST = plain(
     select(*_MANIFEST_COLUMNS)
     .join(Repository, Repository.id == Manifest.repository_id)
     .where(Repository.name == bindparam("repo"), Manifest.digest == bindparam("digest"))
 )
-_MANIFEST_BY_TAG = (
+_MANIFEST_BY_TAG = plain(
     select(*_MANIFEST_COLUMNS)
     .join(Tag, Tag.manifest_id == Manifest.id)
     .join(Repository, Repository.id == Tag.repository_id)
@@ -204,7 +204,7 @@ async def delete_tag(session: AsyncSession, repo_id: int, tag: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-_TAGS = (
+_TAGS = plain(
     select(Tag.name)
     .join(Repository, Repository.id == Tag.repository_id)
     .where(Repository.name == bindparam("repo"))
@@ -228,7 +228,9 @@ async def create_upload(session: AsyncSession, upload_id: str, repo_name: str) -
     await session.flush()
 
 
-_UPLOAD_SIZE = select(Upload.size).where(Upload.id == bindparam("id"), Upload.repository_name == bindparam("repo"))
+_UPLOAD_SIZE = plain(
+    select(Upload.size).where(Upload.id == bindparam("id"), Upload.repository_name == bindparam("repo"))
+)
 
 
 async def upload_size(session: Reader, upload_id: str, repo_name: str) -> int | None:
