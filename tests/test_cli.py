@@ -66,3 +66,26 @@ async def test_replicas_migrating_at_once_all_succeed(tmp_path: Path) -> None:
     finally:
         for db in databases:
             await db.dispose()
+
+
+def test_head_revision_is_the_newest_migration() -> None:
+    # a restart skips Alembic when the database is at HEAD_REVISION: it must name the newest script
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    assert scripts.get_current_head() == migrate.HEAD_REVISION
+
+
+async def test_a_database_at_head_is_not_migrated_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic import command
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
+    database = Database(url)
+    try:
+        assert await migrate.current_revision(database) is None
+        await migrate.upgrade(database, url)
+        assert await migrate.current_revision(database) == migrate.HEAD_REVISION
+        monkeypatch.setattr(command, "upgrade", lambda *args: pytest.fail("Alembic ran on a database at head"))
+        await migrate.upgrade(database, url)
+    finally:
+        await database.dispose()
