@@ -56,26 +56,26 @@ class TlsSetup:
 @pytest.fixture(params=["tls", "mutual-tls"])
 def tls_setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TlsSetup]:
     setup = TlsSetup(tmp_path / "tls", mutual=request.param == "mutual-tls")
-    docker_dir = DOCKER_CERTS / setup.server.host
     try:
         setup.server.start()
-        setup.client_files(docker_dir)
         yield setup
     finally:
-        shutil.rmtree(docker_dir, ignore_errors=True)
         setup.server.stop()
 
 
 @pytest.mark.parametrize("tls_setup", ["tls"], indirect=True)
 def test_docker_push_pull_over_https(dockerd: DockerDaemon, tls_setup: TlsSetup, app_image: AppImage) -> None:
     ref = f"{tls_setup.server.host}/e2e/tls:v1"
+    docker_dir = DOCKER_CERTS / tls_setup.server.host
     dockerd.run("tag", app_image.tag, ref)
     try:
+        tls_setup.client_files(docker_dir)
         dockerd.run("push", ref)
         docker_forget(dockerd, ref)
         dockerd.run("pull", ref)
         assert dockerd.inspect(ref, "{{.Id}}") == app_image.image_id
     finally:
+        shutil.rmtree(docker_dir, ignore_errors=True)
         dockerd.run("rmi", "--force", ref, check=False)
     with tls_setup.server.client() as client:
         assert client.http.get("/v2/e2e/tls/tags/list").json()["tags"] == ["v1"]
