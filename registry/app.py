@@ -11,9 +11,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.auth.build import Auth, build_auth
+from registry.auth.endpoint import token_endpoint
 from registry.config import Config
 from registry.content.blobs import BlobStore
 from registry.content.manifests import ManifestStore
@@ -68,12 +70,17 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
     return error_response(ErrorCode.UNAVAILABLE.error({"reason": "storage unavailable"}))
 
 
-def _routes(config: Config) -> list[BaseRoute]:
+def _routes(config: Config, auth: Auth) -> list[BaseRoute]:
     routes = api_routes(read_only=config.storage.read_only)
+    if auth.token_service is not None:
+        path = auth.token_service.server.path
+        routes.append(Route(path, token_endpoint, methods=["GET", "POST"], name="token"))
     return [Mount(config.http.prefix, routes=routes)] if config.http.prefix else routes
 
 
 def create_app(config: Config, *, backend: StorageBackend | None = None, database: Database | None = None) -> Starlette:
+    auth = build_auth(config)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = backend or create_backend(config.storage.driver, config.storage.params)
@@ -95,7 +102,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
                 await store.close()
 
     app = Starlette(
-        routes=_routes(config),
+        routes=_routes(config, auth),
         lifespan=lifespan,
         exception_handlers={
             RegistryError: _registry_error,
@@ -104,6 +111,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
             StorageError: _storage_error,
         },
     )
+    app.state.gate, app.state.token_service = auth.gate, auth.token_service
     app.router.redirect_slashes = False  # an unknown path is a 404, never a redirect to a route (distribution)
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
     app.add_middleware(APIVersionHeader, extra=extra)

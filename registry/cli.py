@@ -1,20 +1,27 @@
-"""``registry serve [CONFIG]`` and ``registry migrate [CONFIG]``: distribution's command line, our server."""
+"""``registry serve [CONFIG]``, ``registry migrate [CONFIG]`` and ``registry user add|remove|list``: distribution's
+command line, our server."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
 import os
 import signal
+import ssl
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
-from registry import __version__
+from registry import __version__, users
 from registry.app import create_app
+from registry.auth.build import build_auth
+from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
 from registry.db import migrate
 from registry.db.engine import Database
@@ -22,7 +29,8 @@ from storage_backends import create_backend
 
 log = logging.getLogger("registry")
 CONFIG_ENV = "REGISTRY_CONFIGURATION_PATH"
-TLS_KEYS = frozenset({"certificate", "key"})
+TLS_KEYS = frozenset({"certificate", "key", "clientcas", "minimumtls"})
+MINIMUM_TLS = ("tls1.0", "tls1.1", "tls1.2")  # Python never offers less than TLS 1.2: the older ones are met too
 LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING, "info": logging.INFO}
 
 
@@ -35,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (overrides http.workers)")
     migrate_cmd = commands.add_parser("migrate", help="apply the database migrations and exit")
     migrate_cmd.add_argument("config", nargs="?")
+    users.add_parser(commands)
     return parser
 
 
@@ -74,20 +83,50 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
         options["uds"] = config.http.addr
     else:
         options["host"], options["port"] = listen_host_port(config.http.addr)
-    tls = config.http.tls or {}
-    if tls.get("certificate"):
-        options["ssl_certfile"], options["ssl_keyfile"] = tls["certificate"], tls.get("key")
+    options.update(_tls_options(config.http.tls or {}))
     return options
 
 
-def _refuse_unimplemented_security(config: Config) -> None:
-    """Serving openly a file that asks for authentication or client certificates would expose every repository."""
-    provider = next(iter(config.auth or {}), "none")
-    if provider != "none":
-        raise ConfigError(f"auth.{provider}", "authentication is not implemented yet; refusing to serve without it")
-    unsupported = sorted(set(config.http.tls or {}) - TLS_KEYS)
+def _tls_options(tls: dict[str, Any]) -> dict[str, Any]:
+    """distribution's ``http.tls``: a certificate and key; ``clientcas`` makes a client certificate mandatory."""
+    unsupported = sorted(set(tls) - TLS_KEYS)
     if unsupported:
         raise ConfigError(f"http.tls.{unsupported[0]}", "not implemented yet; refusing to serve without it")
+    minimum = str(tls.get("minimumtls") or "tls1.2").lower()
+    if minimum not in MINIMUM_TLS:
+        raise ConfigError("http.tls.minimumtls", f"expected one of {', '.join(MINIMUM_TLS)}, got {minimum!r}")
+    if not tls.get("certificate"):
+        if tls.get("clientcas") or tls.get("key"):
+            raise ConfigError("http.tls.certificate", "expected a certificate file with http.tls.key and clientcas")
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": _readable(tls["certificate"], "certificate"),
+        "ssl_keyfile": _readable(tls.get("key"), "key"),
+    }
+    cas = tls.get("clientcas") or []
+    if cas:
+        listed = cas if isinstance(cas, list) else [cas]
+        options["ssl_ca_certs"] = _client_ca_bundle([_readable(path, "clientcas") for path in listed])
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
+
+
+def _readable(path: object, key: str) -> str:
+    if not isinstance(path, str) or not path or not os.access(path, os.R_OK):
+        raise ConfigError(f"http.tls.{key}", f"expected a readable file, got {path!r}")
+    return path
+
+
+def _client_ca_bundle(paths: list[str]) -> str:
+    """uvicorn takes one CA file: several ``clientcas`` are joined into one that lives as long as the server."""
+    if len(paths) == 1:
+        return paths[0]
+    fd, bundle = tempfile.mkstemp(prefix="registry-clientcas-", suffix=".pem")
+    atexit.register(os.unlink, bundle)
+    with os.fdopen(fd, "wb") as out:
+        for path in paths:
+            out.write(Path(path).read_bytes().rstrip(b"\n") + b"\n")
+    return bundle
 
 
 def _check_storage(config: Config) -> None:
@@ -100,7 +139,7 @@ def _check_storage(config: Config) -> None:
 
 def serve(config_path: str | None, workers: int | None) -> None:
     config = _load(config_path)
-    _refuse_unimplemented_security(config)
+    build_auth(config)  # every auth file is read (and the token key made) once, before any worker starts
     _check_storage(config)
     _setup_logging(config)
     for section in config.ignored_sections:
@@ -133,6 +172,11 @@ def main(argv: list[str] | None = None) -> None:
             config = _load(args.config)
             _setup_logging(config)
             asyncio.run(_migrate(config))
+        elif args.command == "user":
+            users.run(args, args.file or users.htpasswd_path(_load(args.config)))
     except ConfigError as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except (HtpasswdError, OSError) as exc:
+        print(f"registry: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -19,22 +19,25 @@ def _config(tmp_path: Path, extra: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("section", "key"),
+    ("section", "key", "message"),
     [
-        ("auth:\n  htpasswd:\n    realm: basic-realm\n    path: /etc/registry/htpasswd\n", "auth.htpasswd"),
-        ("auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry\n", "auth.token"),
-        ("http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n    clientcas: [/ca.pem]\n", "http.tls.clientcas"),
-        ("http:\n  tls:\n    letsencrypt:\n      cachefile: /x\n", "http.tls.letsencrypt"),
+        ("auth:\n  htpasswd:\n    realm: r\n    path: /none/pw\n", "auth.htpasswd.path", "user add"),
+        ("auth:\n  token:\n    realm: https://a.example/token\n    service: s\n", "auth.token.issuer", "non-empty"),
+        ("auth:\n  token:\n    realm: r\n    service: s\n    issuer: i\n", "auth.token.rootcertbundle", "jwks"),
+        ("auth:\n  silly:\n    realm: r\n", "auth.silly", "not implemented"),
+        ("http:\n  tls:\n    certificate: /c.pem\n    key: /k.pem\n", "http.tls.certificate", "readable"),
+        ("http:\n  tls:\n    letsencrypt:\n      cachefile: /x\n", "http.tls.letsencrypt", "not implemented"),
+        ("http:\n  tls:\n    minimumtls: tls1.3\n", "http.tls.minimumtls", "tls1.2"),
     ],
 )
-def test_serve_refuses_security_settings_it_cannot_honour_yet(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str
+def test_serve_refuses_security_settings_it_cannot_honour(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str, message: str
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["serve", _config(tmp_path, section)])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and key in err and "not implemented" in err
+    assert err.count("\n") == 1 and key in err and message in err, err
 
 
 def test_migrate_creates_the_schema(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 from registry.content import paths
 from registry.db import queries
@@ -33,13 +33,10 @@ class BlobStore:
     async def redirect_url(self, digest: Digest, method: str) -> str | None:
         return await self.backend.redirect_url(paths.blob_path(digest), method)
 
-    async def mount(self, repo: str, digest: Digest, source: str | None) -> int | None:
-        """Link a blob that ``source`` (or, when None, any repository) has into ``repo``; its size, or None."""
+    async def mount(self, repo: str, digest: Digest, sources: Collection[str] | None) -> int | None:
+        """Link a blob that one of ``sources`` (None: any repository) has into ``repo``; its size, or None."""
         async with self.db.write() as session:
-            if source is not None:
-                size = await queries.linked_blob_size(session, source, str(digest))
-            else:
-                size = await queries.linked_anywhere_size(session, str(digest))
+            size = await queries.linked_anywhere_size(session, str(digest), sources)
             if size is None:
                 return None
             repo_id = await queries.ensure_repository(session, repo)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -104,14 +104,17 @@ async def linked_blob_size(session: Reader, repo_name: str, digest: str) -> int 
     return found
 
 
-async def linked_anywhere_size(session: Reader, digest: str) -> int | None:
-    """The size of a blob some repository links, or None (an automatic mount's source)."""
+async def linked_anywhere_size(session: Reader, digest: str, repo_names: Collection[str] | None) -> int | None:
+    """The size of a blob one of ``repo_names`` (None: any repository) links, or None (a mount's source)."""
     query = (
         select(Blob.size)
         .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
         .where(Blob.digest == digest)
         .limit(1)
     )
+    if repo_names is not None:
+        names = select(Repository.id).where(Repository.name.in_(sorted(repo_names)))
+        query = query.where(RepositoryBlob.repository_id.in_(names))
     found: int | None = await session.scalar(query)
     return found
 

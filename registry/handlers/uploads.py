@@ -7,6 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
+from registry.auth.access import PULL, REPOSITORY, Access, granted
 from registry.content.uploads import upload_range
 from registry.digests import Digest
 from registry.errors import ErrorCode, RegistryError
@@ -37,7 +38,7 @@ async def start_upload(request: Request) -> Response:
     source = params.get("from")
     if source is not None and not is_valid_name(source):
         mount = None  # an invalid source is a failed mount: fall back to a session
-    if mount is not None and await svc.blobs.mount(name, mount, source) is not None:
+    if mount is not None and await _mount(request, name, mount, source):
         return _created(request, name, mount)
     digest = query_digest(request) if "digest" in params else None
     upload_id = await svc.uploads.start(name)
@@ -45,6 +46,16 @@ async def start_upload(request: Request) -> Response:
         return empty(202, _upload_headers(request, name, upload_id, 0))
     await svc.uploads.complete(name, upload_id, digest, request.stream())
     return _created(request, name, digest)
+
+
+async def _mount(request: Request, name: str, digest: Digest, source: str | None) -> bool:
+    """Mount only from what the caller may pull: ``from`` needs pull on it; an automatic mount (no ``from``) looks
+    only in the repositories the caller may pull (every one without authentication or with htpasswd)."""
+    grants = granted(request)
+    if source is not None and not grants.allows(Access(REPOSITORY, source, PULL)):
+        return False
+    sources = grants.names_with(PULL) if source is None else frozenset({source})
+    return await services(request).blobs.mount(name, digest, sources) is not None
 
 
 def _mountable(value: str | None) -> Digest | None:

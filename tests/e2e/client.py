@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator
 
 import httpx
@@ -30,8 +31,8 @@ def expect(response: httpx.Response, *statuses: int) -> httpx.Response:
 class RegistryClient:
     """Just enough of the distribution API to push and read images by hand."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=30, trust_env=False)
+    def __init__(self, base_url: str, verify: ssl.SSLContext | bool = True) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=30, trust_env=False, verify=verify)
 
     def close(self) -> None:
         self.http.close()

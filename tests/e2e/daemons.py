@@ -76,10 +76,14 @@ class DockerDaemon:
             return False
 
     def run(
-        self, *args: str | os.PathLike[str], check: bool = True, timeout: float = COMMAND_TIMEOUT
+        self,
+        *args: str | os.PathLike[str],
+        check: bool = True,
+        timeout: float = COMMAND_TIMEOUT,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `docker ARGS` against this daemon."""
-        return run([self.cli, *args], check=check, env=self.env, timeout=timeout)
+        return run([self.cli, *args], check=check, env=self.env, timeout=timeout, input=input)
 
     def inspect(self, ref: str, template: str) -> str:
         return self.run("image", "inspect", "--format", template, ref).stdout.strip()
@@ -153,8 +157,10 @@ class Skopeo:
         registries_d.mkdir()
         self.argv = [require("skopeo"), "--insecure-policy", "--registries.d", str(registries_d)]
 
-    def run(self, *args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([*self.argv, *args], check=check, env=self.env)
+    def run(
+        self, *args: str | os.PathLike[str], check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run([*self.argv, *args], check=check, env=self.env, input=input)
 
     def inspect(self, ref: str, *extra: str) -> Any:
         return json.loads(self.run("inspect", "--tls-verify=false", *extra, ref).stdout)
@@ -180,8 +186,10 @@ class Podman:
             f"--network-config-dir={base / 'networks'}",
         ]
 
-    def run(self, *args: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([*self.argv, *args], check=check, env=self.env)
+    def run(
+        self, *args: str | os.PathLike[str], check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run([*self.argv, *args], check=check, env=self.env, input=input)
 
     def inspect(self, ref: str, template: str) -> str:
         return self.run("image", "inspect", "--format", template, ref).stdout.strip()

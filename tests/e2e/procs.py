@@ -90,8 +90,10 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     timeout: float = COMMAND_TIMEOUT,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion, capturing text output; raise CommandFailed on failure when `check`."""
+    """Run a command to completion, capturing text output; raise CommandFailed on failure when `check`.
+    `input` is the command's standard input (a password for `--password-stdin`); none by default."""
     argv = [os.fspath(a) for a in args]
     try:
         proc = subprocess.run(
@@ -101,7 +103,8 @@ def run(
             env=dict(env) if env is not None else base_env(),
             cwd=cwd,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
         raise CommandFailed(argv, None, _text(exc.stdout), _text(exc.stderr)) from None

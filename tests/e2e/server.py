@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -67,7 +68,8 @@ class RegistryServer:
 
     `extra_config` is merged into the config.yml written under `root`; with `config_file=False` there is none, and
     the port comes from REGISTRY_HTTP_ADDR (the data then lands in `cwd`). `args` go after `serve [CONFIG]`, `env`
-    on top of this process's environment without proxy settings.
+    on top of this process's environment without proxy settings. With `tls` (a client SSL context trusting the
+    server's CA) it is reached over https. A server that asks for credentials is ready when `/v2/` answers 401.
     """
 
     def __init__(
@@ -80,12 +82,14 @@ class RegistryServer:
         config_file: bool = True,
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.kind = kind
         self.root = root
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
         if config_file:
             self.config: Path | None = write_registry_config(root, self.port, extra_config)
         else:
@@ -113,7 +117,8 @@ class RegistryServer:
 
     def _ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/v2/", timeout=2, trust_env=False).status_code == 200
+            response = httpx.get(f"{self.url}/v2/", timeout=2, trust_env=False, verify=self.tls or True)
+            return response.status_code in (200, 401)
         except httpx.HTTPError:
             return False
 
@@ -128,4 +133,4 @@ class RegistryServer:
         self.start()
 
     def client(self) -> RegistryClient:
-        return RegistryClient(self.url)
+        return RegistryClient(self.url, verify=self.tls or True)

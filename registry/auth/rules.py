@@ -1,0 +1,71 @@
+"""The built-in token service's access rules: what a user (or anyone, with ``anonymouspull``) may do to a resource,
+and the grant for a request: the intersection of what was asked and what is allowed (``*`` is every action)."""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+
+from registry.auth.access import ANY, DELETE, PULL, PUSH, REGISTRY, REPOSITORY
+from registry.auth.settings import Rule, ServerSettings
+
+CONCRETE = (PULL, PUSH, DELETE)
+USER_PLACEHOLDER = "${user}"
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _matches(pattern: str, name: str, user: str | None) -> bool:
+    if USER_PLACEHOLDER in pattern:
+        if user is None:
+            return False
+        pattern = pattern.replace(USER_PLACEHOLDER, _glob_escape(user))
+    return fnmatchcase(name, pattern)
+
+
+def _applies(rule: Rule, user: str, groups: dict[str, frozenset[str]]) -> bool:
+    return "*" in rule.users or user in rule.users or any(user in groups.get(group, ()) for group in rule.groups)
+
+
+def allowed(server: ServerSettings, user: str | None, kind: str, name: str) -> frozenset[str]:
+    """The actions ``user`` (None: anonymous) may take on a resource."""
+    rules = [rule for rule in server.rules if user is not None and _applies(rule, user, server.groups)]
+    if kind == REGISTRY and name == "catalog":
+        return frozenset({ANY}) if any(rule.catalog for rule in rules) else frozenset()
+    if kind != REPOSITORY:
+        return frozenset()
+    actions: set[str] = set()
+    if any(_matches(pattern, name, user) for pattern in server.anonymous_pull):
+        actions.add(PULL)
+    for rule in rules:
+        if any(_matches(pattern, name, user) for pattern in rule.repositories):
+            actions |= rule.actions
+    return frozenset(actions)
+
+
+def intersect(requested: tuple[str, ...], allowed_actions: frozenset[str]) -> list[str]:
+    if ANY in allowed_actions:
+        return list(requested)
+    granted: list[str] = []
+    for action in requested:
+        choices = [a for a in CONCRETE if a in allowed_actions] if action == ANY else [action]
+        granted.extend(a for a in choices if a in allowed_actions and a not in granted)
+    return granted
+
+
+def grant(
+    server: ServerSettings, user: str | None, scopes: list[tuple[str, str, tuple[str, ...]]]
+) -> list[tuple[str, str, list[str]]]:
+    """The token's ``access`` claim for the scopes asked: a scope with nothing allowed is left out (per the spec)."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for kind, name, actions in scopes:
+        listed = merged.setdefault((kind, name), [])
+        listed.extend(a for a in actions if a not in listed)
+    result = []
+    for (kind, name), asked in merged.items():
+        granted = intersect(tuple(asked), allowed(server, user, kind, name))
+        if granted:
+            result.append((kind, name, granted))
+    return result
