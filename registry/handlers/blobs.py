@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -37,6 +38,19 @@ def _unsatisfiable(size: int) -> Exception:
     return ErrorCode.RANGE_INVALID.error({"size": size}, headers={"Content-Range": f"bytes */{size}"})
 
 
+async def started(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` with the first one already read: storage failing there is still a 503, not a 200 cut short."""
+    first = await anext(chunks, None)
+
+    async def stream() -> AsyncIterator[bytes]:
+        if first is not None:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return stream()
+
+
 async def get_blob(request: Request) -> Response:
     name, digest = repo_name(request), path_digest(request)
     blobs = services(request).blobs
@@ -53,11 +67,12 @@ async def get_blob(request: Request) -> Response:
         return Response(await blobs.read_small(digest), headers=headers, media_type="application/octet-stream")
     if byte_range is None:
         headers["Content-Length"] = str(size)
-        return StreamingResponse(blobs.read(digest), headers=headers, media_type="application/octet-stream")
+        body = await started(blobs.read(digest))
+        return StreamingResponse(body, headers=headers, media_type="application/octet-stream")
     start, end = byte_range
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
-    body = blobs.read(digest, start, end - start + 1)
+    body = await started(blobs.read(digest, start, end - start + 1))
     return StreamingResponse(body, status_code=206, headers=headers, media_type="application/octet-stream")
 
 
