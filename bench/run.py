@@ -18,7 +18,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads as w  # noqa: E402
-from servers import Server, make_servers  # noqa: E402
+from servers import Moto, Server, make_servers  # noqa: E402
 
 Row = tuple[w.Metric, dict[str, float]]
 
@@ -73,11 +73,102 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def measure(metric: w.Metric, servers: tuple[Server, Server], rounds: int, body: Callable[[Server], float]) -> Row:
+    """``body`` for each server in turn (ours, reference, ours, ...), ``rounds`` times; the medians."""
+    samples: dict[str, list[float]] = {s.name: [] for s in servers}
+    for round_index in range(rounds):
+        for server in servers:
+            value = body(server)
+            samples[server.name].append(value)
+            print(f"  {metric.name} round {round_index + 1} {server.name}: {fmt(metric, value)}", file=sys.stderr)
+    return metric, {name: statistics.median(values) for name, values in samples.items()}
+
+
+def s3_pair(moto: Moto, tmp: Path, redirect: bool, size: int, rounds: int) -> list[Row]:
+    """Both servers on their own bucket of one moto server. Redirect on: the uploads, and a GET that follows the
+    307 to the presigned URL; redirect off: the GET streamed through the registry."""
+    servers = make_servers(tmp, moto.storage(redirect))
+    try:
+        for server in servers:
+            server.start()
+        clients = {s.name: httpx.Client(base_url=s.base_url, timeout=w.TIMEOUT) for s in servers}
+        rows = s3_rows(servers, clients, redirect, size, rounds)
+        for http in clients.values():
+            http.close()
+        return rows
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def s3_rows(
+    servers: tuple[Server, Server], clients: dict[str, httpx.Client], redirect: bool, size: int, rounds: int
+) -> list[Row]:
+    source, repo, digests = w.BlobSource(size), "bench/s3", {}
+    label = f"S3 {size // w.MiB} MiB"
+
+    def client(server: Server) -> httpx.Client:
+        return clients[server.name]
+
+    def put(server: Server) -> float:
+        rate, digests[server.name] = w.monolithic_put(client(server), source, repo)
+        return rate
+
+    def patch(server: Server) -> float:
+        return w.streamed_patch(client(server), source, repo)
+
+    def get(server: Server) -> float:
+        fetch = w.blob_get_redirected if redirect else w.blob_get
+        return fetch(client(server), repo, digests[server.name], size)
+
+    if not redirect:
+        for server in servers:
+            put(server)
+        return [measure(w.Metric(f"{label}: blob GET, redirect disabled", "MiB/s", True), servers, rounds, get)]
+    return [
+        measure(w.Metric(f"{label}: monolithic PUT", "MiB/s", True), servers, rounds, put),
+        measure(w.Metric(f"{label}: streamed PATCH + PUT", "MiB/s", True), servers, rounds, patch),
+        measure(w.Metric(f"{label}: blob GET, 307 + presigned GET", "MiB/s", True), servers, rounds, get),
+    ]
+
+
+def s3_main(quick: bool, rounds: int) -> None:
+    """``--s3``: the S3 rows only, against one moto server (both registries are its clients)."""
+    size = (64 if quick else 256) * w.MiB
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="regbench-s3-"))
+    moto = Moto(tmp / "moto.log")
+    rows: list[Row] = []
+    try:
+        moto.start()
+        direct = w.s3_direct(moto.client(), moto.create_bucket(), w.BlobSource(size))
+        for redirect in (True, False):
+            pair_dir = tmp / ("redirect" if redirect else "no-redirect")
+            pair_dir.mkdir()
+            rows += s3_pair(moto, pair_dir, redirect, size, rounds)
+        moto_rss = moto.rss_mib()
+    finally:
+        moto.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(table(rows))
+    print()
+    print("Ratio: higher is better (ours/reference). Both registries store in their own bucket of the same moto_server")
+    print(f"(in memory, one process, {moto_rss:,.0f} MiB RSS at the end), same storage.s3 config (chunksize 10 MiB).")
+    print(f"Medians of {rounds} interleaved rounds (ours, reference, ours, ...).")
+    alone = ", ".join(f"{name} {rate:,.1f} MiB/s" for name, rate in direct.items())
+    print(f"moto_server alone, same run (boto3 from this process, 10 MiB parts, no registry): {alone}.")
+    print(f"Total run time {time.perf_counter() - started:.0f} s.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="256 MiB big blobs, 3 s wrk runs, 300 repos/tags")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per workload and server (default 2 quick, 3)")
+    parser.add_argument("--s3", action="store_true", help="only the S3 rows: both servers on moto (256 MiB, 64 quick)")
     args = parser.parse_args()
+    if args.s3:
+        s3_main(args.quick, max(2, args.rounds or (2 if args.quick else 3)))
+        return
     big = (256 if args.quick else 1024) * w.MiB
     seconds = 3 if args.quick else 5
     repos = tags = 300 if args.quick else 2000
@@ -104,15 +195,7 @@ def main() -> None:
             state[server.name]["small"] = w.upload_small(client, "bench/small", small)
 
         def run(metric: w.Metric, body: Callable[[Server], float]) -> None:
-            samples: dict[str, list[float]] = {s.name: [] for s in servers}
-            for round_index in range(rounds):
-                for server in servers:
-                    value = body(server)
-                    samples[server.name].append(value)
-                    print(
-                        f"  {metric.name} round {round_index + 1} {server.name}: {fmt(metric, value)}", file=sys.stderr
-                    )
-            rows.append((metric, {name: statistics.median(values) for name, values in samples.items()}))
+            rows.append(measure(metric, servers, rounds, body))
 
         def put_and_remember(server: Server) -> float:
             rate, digest = w.monolithic_put(clients[server.name], source, "bench/big")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import boto3
 import httpx
 import yaml
 
@@ -24,12 +30,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def config_text(port: int, data_dir: Path, with_database: bool) -> str:
-    """The same config.yml content for both; ours also gets ``database.url`` (distribution ignores it)."""
+def config_text(port: int, data_dir: Path, with_database: bool, storage: dict[str, Any] | None = None) -> str:
+    """The same config.yml content for both; ours also gets ``database.url`` (distribution ignores it).
+
+    ``storage`` replaces the default filesystem storage (``delete.enabled: true`` is added either way)."""
+    storage = storage or {"filesystem": {"rootdirectory": str(data_dir / "storage")}}
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(data_dir / "storage")}, "delete": {"enabled": True}},
+        "storage": {**storage, "delete": {"enabled": True}},
         "http": {"addr": f"127.0.0.1:{port}"},
     }
     if with_database:
@@ -43,6 +52,7 @@ class Server:
     command: list[str]
     port: int
     data_dir: Path
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
     startup_seconds: float = 0.0
     log_path: Path = field(init=False)
@@ -57,7 +67,9 @@ class Server:
     def start(self) -> None:
         log = self.log_path.open("wb")
         started = time.perf_counter()
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir, env=self.env
+        )
         log.close()
         deadline = started + READY_TIMEOUT
         with httpx.Client(timeout=2.0) as client:
@@ -104,17 +116,81 @@ class Server:
             return ""
 
 
-def make_servers(tmp: Path) -> tuple[Server, Server]:
+def make_servers(tmp: Path, storage: Callable[[], dict[str, Any]] | None = None) -> tuple[Server, Server]:
+    """Ours and the reference, each with its own data directory under ``tmp`` (and its own ``storage()``)."""
     servers = []
     for name, with_db in (("ours", True), ("reference", False)):
         data_dir = tmp / name
         data_dir.mkdir()
         port = free_port()
         config_path = data_dir / "config.yml"
-        config_path.write_text(config_text(port, data_dir, with_db))
+        config_path.write_text(config_text(port, data_dir, with_db, storage() if storage else None))
         if name == "ours":
             command = [sys.executable, "-m", "registry", "serve", str(config_path)]
         else:
             command = ["docker-registry", "serve", str(config_path)]
-        servers.append(Server(name, command, port, data_dir))
+        servers.append(Server(name, command, port, data_dir, env=SERVER_ENV))
     return servers[0], servers[1]
+
+
+# docker-registry's Go S3 client refuses to start when AWS_CA_BUNDLE names a bundle and the endpoint is plain HTTP
+SERVER_ENV = {key: value for key, value in os.environ.items() if key != "AWS_CA_BUNDLE"}
+MOTO_KEYS = {"accesskey": "bench-access-key", "secretkey": "bench-secret-key"}
+
+
+class Moto:
+    """A moto S3 server (``moto_server``, in memory) on a free loopback port; one bucket per ``storage()`` call."""
+
+    def __init__(self, log_path: Path) -> None:
+        beside_python = Path(sys.executable).with_name("moto_server")
+        self.command = [str(beside_python) if beside_python.exists() else shutil.which("moto_server") or "moto_server"]
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            args = [*self.command, "-H", "127.0.0.1", "-p", str(self.port)]
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=SERVER_ENV)
+        deadline = time.perf_counter() + READY_TIMEOUT
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.endpoint + "/", timeout=2.0, trust_env=False).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.01)  # polling interval, not a fixed wait
+        raise RuntimeError(f"moto_server not ready within {READY_TIMEOUT}s")
+
+    def client(self) -> Any:
+        keys = {"aws_access_key_id": MOTO_KEYS["accesskey"], "aws_secret_access_key": MOTO_KEYS["secretkey"]}
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", **keys)
+
+    def create_bucket(self) -> str:
+        bucket = f"bench-{uuid.uuid4().hex[:16]}"
+        self.client().create_bucket(Bucket=bucket)
+        return bucket
+
+    def storage(self, redirect: bool) -> Callable[[], dict[str, Any]]:
+        """A ``storage`` section maker: ``storage.s3`` on a new bucket, and ``storage.redirect``."""
+
+        def make() -> dict[str, Any]:
+            params = {"region": "us-east-1", "regionendpoint": self.endpoint, "bucket": self.create_bucket()}
+            return {"s3": {**params, **MOTO_KEYS, "forcepathstyle": True}, "redirect": {"disable": not redirect}}
+
+        return make
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=STOP_TIMEOUT)

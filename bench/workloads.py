@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -121,6 +122,46 @@ def blob_get(client: httpx.Client, repo: str, digest: str, size: int) -> float:
             received += len(chunk)
     assert received == size, (received, size)
     return size / MiB / (time.perf_counter() - started)
+
+
+def blob_get_redirected(client: httpx.Client, repo: str, digest: str, size: int) -> float:
+    """The registry's 307, then the blob streamed from its Location (a presigned S3 URL) by a fresh client."""
+    started = time.perf_counter()
+    redirect = _check(client.get(f"/v2/{repo}/blobs/{digest}"), 307)
+    received = 0
+    with httpx.stream("GET", redirect.headers["location"], timeout=TIMEOUT, trust_env=False) as response:
+        _check(response, 200)
+        for chunk in response.iter_raw(PIECE):
+            received += len(chunk)
+    assert received == size, (received, size)
+    return size / MiB / (time.perf_counter() - started)
+
+
+def s3_direct(s3: Any, bucket: str, source: BlobSource, part_size: int = 10 * MiB) -> dict[str, float]:
+    """The S3 server's own speed, with no registry, in MiB/s: a multipart upload from this process (sequential
+    ``part_size`` parts, both registries' default chunksize), a server-side CopyObject (a registry's last step of a
+    push) and a GET."""
+    _, tail = source.new()
+    data = b"".join(source.pieces(tail))
+    started = time.perf_counter()
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="direct")["UploadId"]
+    parts = []
+    for number, start in enumerate(range(0, source.size, part_size), 1):
+        body = data[start : start + part_size]
+        etag = s3.upload_part(Bucket=bucket, Key="direct", UploadId=upload_id, PartNumber=number, Body=body)["ETag"]
+        parts.append({"PartNumber": number, "ETag": etag})
+    s3.complete_multipart_upload(Bucket=bucket, Key="direct", UploadId=upload_id, MultipartUpload={"Parts": parts})
+    rates = {"multipart upload": source.size / MiB / (time.perf_counter() - started)}
+    started = time.perf_counter()
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "direct"})
+    rates["CopyObject"] = source.size / MiB / (time.perf_counter() - started)
+    started = time.perf_counter()
+    body = s3.get_object(Bucket=bucket, Key="direct")["Body"]
+    received = sum(len(chunk) for chunk in iter(lambda: body.read(PIECE), b""))
+    assert received == source.size, (received, source.size)
+    rates["GET"] = source.size / MiB / (time.perf_counter() - started)
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "direct"}, {"Key": "copy"}]})
+    return rates
 
 
 def range_get_ms(client: httpx.Client, repo: str, digest: str, size: int, count: int = 20) -> float:
