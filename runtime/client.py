@@ -184,7 +184,7 @@ class RegistryClient:
                             raise RegistryError(f"blob {digest}: range answer does not start at byte {offset}")
                         else:
                             self.check(response, 200, 206)
-                        for chunk in response.iter_bytes(CHUNK):
+                        for chunk in response.iter_bytes():  # as received: nothing held back when the connection drops
                             out.write(chunk)
                             sha.update(chunk)
                             if progress:

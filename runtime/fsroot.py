@@ -51,9 +51,13 @@ class InRoot:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def open_dir(self, parts: list[str], *, create: bool = False, mode: int = 0o755) -> int:
-        """An fd for the directory at `parts` (the caller closes it); missing directories made when `create`."""
+    def open_dir(
+        self, parts: list[str], *, create: bool = False, mode: int = 0o755, created: set[tuple[str, ...]] | None = None
+    ) -> int:
+        """An fd for the directory at `parts` (the caller closes it); missing directories made when `create`, and
+        their resolved paths added to `created`."""
         fds = [os.dup(self.fd)]
+        where: list[str] = []  # the resolved path of fds[-1]
         todo = list(reversed(parts))
         links = 0
         try:
@@ -64,8 +68,9 @@ class InRoot:
                 if part == "..":
                     if len(fds) > 1:
                         os.close(fds.pop())
+                        where.pop()
                     continue
-                st = self._lstat_or_create(fds[-1], part, create, mode)
+                st = self._lstat_or_create(fds[-1], part, create, mode, created, (*where, part))
                 if stat.S_ISLNK(st.st_mode):
                     links += 1
                     if links > MAX_SYMLINKS:
@@ -74,24 +79,30 @@ class InRoot:
                     if target.startswith("/"):
                         while len(fds) > 1:
                             os.close(fds.pop())
+                        where.clear()
                     todo.extend(reversed(split(target)))
                     continue
                 if not stat.S_ISDIR(st.st_mode):
                     raise NotADirectoryError(errno.ENOTDIR, "not a directory", "/".join(parts))
                 fds.append(os.open(part, DIR_FLAGS, dir_fd=fds[-1]))
+                where.append(part)
             return fds.pop()
         finally:
             for fd in fds:
                 os.close(fd)
 
     @staticmethod
-    def _lstat_or_create(dir_fd: int, name: str, create: bool, mode: int) -> os.stat_result:
+    def _lstat_or_create(
+        dir_fd: int, name: str, create: bool, mode: int, created: set[tuple[str, ...]] | None, path: tuple[str, ...]
+    ) -> os.stat_result:
         try:
             return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             if not create:
                 raise
             os.mkdir(name, mode, dir_fd=dir_fd)
+            if created is not None:
+                created.add(path)
             return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
     def resolve(self, path: str, *, create_parents: bool = False) -> tuple[int, str]:

@@ -6,9 +6,10 @@ import json
 import os
 import platform
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .client import Manifest, RegistryClient, remove_quietly
@@ -18,7 +19,7 @@ from .mediatypes import INDEXES
 from .progress import LayerProgress
 from .reference import Reference
 from .store import ImageRecord, Store
-from .unpack import unpack_blob
+from .unpack import inherit_parents, unpack_blob
 
 PARALLEL_LAYERS = 4
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386"}
@@ -78,9 +79,7 @@ def pull(store: Store, settings: Settings, ref: Reference, *, quiet: bool = Fals
         layers = [Layer(d["digest"], int(d["size"]), diff_id) for d, diff_id in zip(layers_desc, diff_ids, strict=True)]
         with LayerProgress(quiet) as progress, ThreadPoolExecutor(PARALLEL_LAYERS) as pool:
             jobs = [pool.submit(fetch_layer, client, store, ref.repository, layer, progress) for layer in layers]
-            for job in jobs:
-                job.result()
-    store.put_blob(manifest.data)
+            results = gather(jobs)
     record = ImageRecord(
         manifest=manifest.digest,
         manifest_media_type=manifest.media_type or doc.get("mediaType") or "",
@@ -92,10 +91,25 @@ def pull(store: Store, settings: Settings, ref: Reference, *, quiet: bool = Fals
         source=ref.name,
     )
     with store.locked():
+        commit_layers(store, diff_ids, results)
+        store.put_blob(manifest.data)
         images = store.images()
         images[str(ref)] = record
         store.save_images(images)
     return record
+
+
+def gather(jobs: list[Future[Unpacked | None]]) -> list[Unpacked | None]:
+    """Every job's result; when one fails, the others' temporary directories are removed before raising."""
+    wait(jobs)
+    failed = next((job.exception() for job in jobs if job.exception() is not None), None)
+    if failed is None:
+        return [job.result() for job in jobs]
+    for job in jobs:
+        done = job.result() if job.exception() is None else None
+        if done is not None:
+            shutil.rmtree(done.path, ignore_errors=True)
+    raise failed
 
 
 def resolve(client: RegistryClient, ref: Reference) -> Manifest:
@@ -121,11 +135,14 @@ def fetch_small(client: RegistryClient, store: Store, repository: str, digest: s
     return store.read_blob(digest)
 
 
-def fetch_layer(client: RegistryClient, store: Store, repository: str, layer: Layer, progress: LayerProgress) -> None:
+def fetch_layer(
+    client: RegistryClient, store: Store, repository: str, layer: Layer, progress: LayerProgress
+) -> Unpacked | None:
+    """Download (unless stored) and unpack (unless unpacked) one layer into a temporary directory."""
     advance, status = progress.layer(layer.digest, layer.size)
     if store.has_layer(layer.diff_id):
         status("already exists")
-        return
+        return None
     if not store.has_blob(layer.digest):
         status("downloading")
         fd, tmp = store.temp_file("layer-")
@@ -136,21 +153,46 @@ def fetch_layer(client: RegistryClient, store: Store, repository: str, layer: La
         finally:
             remove_quietly(tmp)
     status("unpacking")
-    unpack_layer(store, layer.digest, layer.diff_id)
+    unpacked = unpack_to_temp(store, layer.digest, layer.diff_id)
     status("done")
+    return unpacked
 
 
-def unpack_layer(store: Store, digest: str, diff_id: str) -> None:
-    """Unpack a stored layer blob into layers/<diff_id>, checking the uncompressed bytes hash to `diff_id`."""
-    if store.has_layer(diff_id):
-        return
+@dataclass
+class Unpacked:
+    path: Path
+    implicit_dirs: set[tuple[str, ...]]
+
+
+def unpack_to_temp(store: Store, digest: str, diff_id: str) -> Unpacked:
+    """Unpack a stored layer blob into a temporary directory, checking the uncompressed bytes hash to `diff_id`."""
     tmp = store.temp_dir("unpack-")
     tmp.chmod(0o755)  # the layer's own "./" entry, when it has one, sets the mode of /
     try:
-        got, _ = unpack_blob(store.blob_path(digest), tmp)
+        got, stats = unpack_blob(store.blob_path(digest), tmp)
         if got != diff_id:
             raise DigestMismatch(f"layer {digest} unpacks to {got}, but the config says {diff_id}")
-        store.commit_layer(tmp, diff_id)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Unpacked(tmp, stats.implicit_dirs)
+
+
+def commit_layers(store: Store, diff_ids: list[str], unpacked: list[Unpacked | None]) -> None:
+    """Bottom to top: implicit parent directories inherit from the layers below, then each is renamed into place."""
+    try:
+        below: list[Path] = []
+        for diff_id, fresh in zip(diff_ids, unpacked, strict=True):
+            if fresh is not None:
+                inherit_parents(fresh.path, fresh.implicit_dirs, below)
+                store.commit_layer(fresh.path, diff_id)
+            below.insert(0, store.layer_dir(diff_id))
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for fresh in unpacked:
+            if fresh is not None and fresh.path.exists():
+                shutil.rmtree(fresh.path, ignore_errors=True)
+
+
+def unpack_layer(store: Store, digest: str, diff_id: str) -> None:
+    if not store.has_layer(diff_id):
+        commit_layers(store, [diff_id], [unpack_to_temp(store, digest, diff_id)])

@@ -20,6 +20,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, BinaryIO, cast
 
 import zstandard
@@ -41,6 +42,7 @@ class UnpackStats:
     entries: int = 0
     bytes: int = 0
     skipped: list[str] = field(default_factory=list)
+    implicit_dirs: set[tuple[str, ...]] = field(default_factory=set)  # parents the tar has no entry for
 
 
 class HashingReader:
@@ -132,7 +134,7 @@ class _Unpacker:
         elif member.ischr() or member.isblk():
             self.stats.skipped.append(member.name)  # device nodes never come from a layer; runc makes /dev
         else:
-            parent = self.root.open_dir(parts[:-1], create=True)
+            parent = self.root.open_dir(parts[:-1], create=True, created=self.stats.implicit_dirs)
             try:
                 self._create(tar, member, parts, parent, name)
             finally:
@@ -143,6 +145,7 @@ class _Unpacker:
         if existing is not None and not (member.isdir() and stat.S_ISDIR(existing.st_mode)):
             _remove(parent, name, existing)
         if member.isdir():
+            self.stats.implicit_dirs.discard(tuple(parts))
             if existing is None or not stat.S_ISDIR(existing.st_mode):
                 os.mkdir(name, 0o700, dir_fd=parent)
             self._attributes(parent, name, member)
@@ -220,7 +223,7 @@ class _Unpacker:
             self.stats.skipped.append(f"xattr {attribute}: {exc.strerror}")
 
     def _opaque(self, dir_parts: list[str]) -> None:
-        fd = self.root.open_dir(dir_parts, create=True)
+        fd = self.root.open_dir(dir_parts, create=True, created=self.stats.implicit_dirs)
         try:
             if self.as_root:
                 os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
@@ -232,7 +235,7 @@ class _Unpacker:
     def _whiteout(self, dir_parts: list[str], name: str) -> None:
         if not name or name in (".", "..") or "/" in name:
             raise UnpackError(f"invalid whiteout {'/'.join([*dir_parts, WHITEOUT_PREFIX + name])!r}")
-        parent = self.root.open_dir(dir_parts, create=True)
+        parent = self.root.open_dir(dir_parts, create=True, created=self.stats.implicit_dirs)
         try:
             existing = _lstat(parent, name)
             if existing is not None:
@@ -253,6 +256,46 @@ class _Unpacker:
                     os.utime(fd, (mtime, mtime))
                 finally:
                     os.close(fd)
+
+
+def inherit_parents(layer: str | os.PathLike[str], implicit: set[tuple[str, ...]], lowers: list[Path]) -> None:
+    """Give the directories a layer created implicitly the owner and mode they have in the layers below.
+
+    In overlayfs a directory's attributes come from the topmost layer that has it: a layer that adds `/home/app/f`
+    without an entry for `/home/app` must not turn the lower `/home/app` (app, 0700) into (root, 0755).
+    `lowers` are the layer directories below, nearest first.
+    """
+    if not implicit:
+        return
+    with InRoot(layer) as top:
+        for parts in sorted(implicit, key=len):
+            found = _find_dir(list(parts), lowers)
+            if found is None:
+                continue
+            fd = top.open_dir(list(parts))
+            try:
+                if os.geteuid() == 0:
+                    os.fchown(fd, found.st_uid, found.st_gid)
+                os.fchmod(fd, stat.S_IMODE(found.st_mode))
+            finally:
+                os.close(fd)
+
+
+def _find_dir(parts: list[str], lowers: list[Path]) -> os.stat_result | None:
+    for lower in lowers:
+        with InRoot(lower) as root:
+            try:
+                parent = root.open_dir(parts[:-1])
+            except OSError:
+                continue
+            try:
+                st = _lstat(parent, parts[-1])
+            finally:
+                os.close(parent)
+        if st is None:
+            continue
+        return st if stat.S_ISDIR(st.st_mode) else None  # a whiteout or a file hides everything below
+    return None
 
 
 def _lstat(parent: int, name: str) -> os.stat_result | None:
