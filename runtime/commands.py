@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import containers, images, logs, pull, push, reference
+from .client import RegistryClient
 from .config import Settings
 from .containers import Container
 from .errors import ImageNotFound, RuntimeFailure
@@ -90,6 +91,12 @@ def cmd_login(args: argparse.Namespace, store: Store, settings: Settings) -> int
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else args.password
     if password is None:
         password = getpass.getpass("Password: ")
+    with RegistryClient(
+        reference.parse(f"{args.registry}/x").endpoint,
+        credentials=(user, password),
+        insecure=args.registry in settings.insecure_registries,
+    ) as client:
+        client.ping()
     settings.set_credentials(args.registry, user, password)
     settings.save()
     print(f"Login credentials for {args.registry} saved in {settings.path}")

@@ -64,6 +64,16 @@ class Container:
     def running(self) -> bool:
         return self.status == "running"
 
+    def pid(self) -> int | None:
+        """The container's init pid: from state.json (detached), else the pid file runc writes (attached)."""
+        pid = self.state.get("pid")
+        if isinstance(pid, int):
+            return pid
+        try:
+            return int((self.dir / "pid").read_text())
+        except (OSError, ValueError):
+            return None
+
 
 def load(store: Store, container_id: str) -> Container:
     path = store.container_dir(container_id)
@@ -174,8 +184,8 @@ def _bundle(
 
 def stop(container: Container, runtime: OciRuntime, timeout: float) -> None:
     """SIGTERM, then SIGKILL after `timeout` seconds; returns when the monitor has recorded the exit."""
-    pid = container.state.get("pid")
-    if not container.running() or not isinstance(pid, int):
+    pid = container.pid()
+    if not container.running() or pid is None:
         return
     runtime.kill(container.id, "TERM")
     if not wait_exit(pid, timeout):
@@ -188,9 +198,7 @@ def kill(container: Container, runtime: OciRuntime, signal: str) -> None:
     if not container.running():
         raise ConflictError(f"container {container.name} is not running")
     if not runtime.kill(container.id, signal):
-        pid = container.state.get("pid")
-        if isinstance(pid, int):
-            os.kill(pid, 9 if signal in ("KILL", "9", "SIGKILL") else 15)
+        raise ConflictError(f"could not signal container {container.name} ({signal})")
 
 
 def _wait_monitor(container: Container) -> None:

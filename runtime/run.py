@@ -21,7 +21,9 @@ def run_attached(store: Store, container: Container, runtime: OciRuntime) -> int
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     code = 255
     try:
-        argv = runtime.command("run", "--bundle", str(container.dir), container.id)
+        argv = runtime.command(
+            "run", "--pid-file", str(container.dir / "pid"), "--bundle", str(container.dir), container.id
+        )
         returncode = subprocess.run(argv, check=False).returncode
         code = returncode if returncode >= 0 else 128 - returncode
     finally:

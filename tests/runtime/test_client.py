@@ -96,3 +96,12 @@ def test_wrong_size_or_digest_is_refused(tmp_path: Path, size_delta: int) -> Non
     registry.blobs[desc["digest"]] = b"y" * 1000
     with client(registry) as c, pytest.raises(DigestMismatch):
         c.fetch_blob("app", desc["digest"], desc["size"], tmp_path / "blob")
+
+
+@pytest.mark.parametrize("auth", ["basic", "bearer"])
+def test_ping_checks_credentials(auth: str) -> None:
+    registry = FakeRegistry(auth=auth, credentials=("carol", "pw"))
+    with client(registry, ("carol", "pw")) as c:
+        c.ping()
+    with client(registry, ("carol", "wrong")) as c, pytest.raises(AuthError):
+        c.ping()
