@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +92,7 @@ def main() -> int:
             rt = [sys.executable, "-m", "runtime", "--root", str(store)]
             results.setdefault("docker pull", []).append(timed(lambda: docker.run("pull", "-q", ref, timeout=600)))
             results.setdefault("runtime pull", []).append(
-                timed(lambda: subprocess.run([*rt, "pull", "-q", ref], check=True, env=env, capture_output=True))
+                timed(partial(subprocess.run, [*rt, "pull", "-q", ref], check=True, env=env, capture_output=True))
             )
             command = ["sh", "-c", "echo x"]
             d_run, d_exit = first_byte([docker.cli, "run", "--rm", "--network", "none", ref, *command], docker.env)
