@@ -143,6 +143,15 @@ def rlimits() -> list[dict[str, Any]]:
     return [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}]
 
 
+def image_annotations(image: dict[str, Any]) -> dict[str, str]:
+    """Labels, and the ports the image exposes (informational: there is no port publishing without a bridge)."""
+    found = {f"org.opencontainers.image.label.{k}": str(v) for k, v in (image.get("Labels") or {}).items()}
+    ports = sorted(image.get("ExposedPorts") or {})
+    if ports:
+        found["org.opencontainers.image.exposedPorts"] = ",".join(ports)
+    return found
+
+
 def build(
     *,
     container_id: str,
@@ -182,7 +191,7 @@ def build(
         "root": {"path": str(rootfs), "readonly": False},
         "hostname": hostname,
         "mounts": base_mounts() + etc_mounts(bundle) + volume_mounts(opts.volumes),
-        "annotations": {f"org.opencontainers.image.label.{k}": str(v) for k, v in (image.get("Labels") or {}).items()},
+        "annotations": image_annotations(image),
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": f"/runtime/{container_id}",

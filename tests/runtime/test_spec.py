@@ -46,7 +46,10 @@ def test_image_config_becomes_the_process() -> None:
     assert "PATH=/custom/bin" in process["env"] and "LANG=C.UTF-8" in process["env"]
     assert f"HOSTNAME={'a' * 12}" in process["env"] and "HOME=/" in process["env"]
     assert doc["hostname"] == "a" * 12
-    assert doc["annotations"] == {"org.opencontainers.image.label.org.example": "yes"}
+    assert doc["annotations"] == {
+        "org.opencontainers.image.label.org.example": "yes",
+        "org.opencontainers.image.exposedPorts": "80/tcp",
+    }
     assert doc["root"] == {"path": "/b/rootfs", "readonly": False}
     assert process["terminal"] is False
 
