@@ -33,4 +33,15 @@ def push(store: Store, settings: Settings, ref: Reference, say: Callable[[str], 
         data = store.read_blob(record.manifest)
         digest = client.put_manifest(ref.repository, ref.reference, data, record.manifest_media_type)
     say(f"{ref.tag or ref.reference}: digest: {digest} size: {len(data)}")
+    remember_source(store, record.manifest, ref)
     return digest
+
+
+def remember_source(store: Store, manifest: str, ref: Reference) -> None:
+    """Images with this manifest and no known source now have one: the next push elsewhere can mount from it."""
+    with store.locked():
+        images = store.images()
+        for record in images.values():
+            if record.manifest == manifest and not record.source:
+                record.source = ref.name
+        store.save_images(images)

@@ -125,6 +125,9 @@ def test_import_push_pull_run_without_docker_then_docker_runs_it(
     pushed = rt("push", ref).stdout
     assert "Pushed" in pushed and "digest: sha256:" in pushed
     assert "Layer already exists" in rt("push", ref).stdout
+    other = f"{registry_server.host}/e2e/other:v1"
+    rt("tag", ref, other)
+    assert rt("push", other).stdout.count("Mounted from e2e/imported") == 2  # the layer and the config
 
     fresh = RuntimeCli(short_tmpdir("e2e-rt-fresh-"))
     try:
