@@ -1,0 +1,74 @@
+"""The user's settings file: registry credentials from `runtime login`, insecure registries, the OCI runtime.
+
+$RUNTIME_CONFIG, else ~/.config/runtime/config.json, mode 0600:
+{"auths": {"registry.example.com": {"auth": "<base64 user:password>"}},
+ "insecure_registries": ["10.0.0.5:5000"],        plain HTTP besides loopback addresses
+ "oci_runtime": "runc"}                            or "crun", or a path; default: whichever is installed
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+
+def config_path() -> Path:
+    env = os.environ.get("RUNTIME_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "runtime" / "config.json"
+
+
+@dataclass
+class Settings:
+    path: Path
+    auths: dict[str, dict[str, str]] = field(default_factory=dict)
+    insecure_registries: list[str] = field(default_factory=list)
+    oci_runtime: str = ""
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Settings:
+        path = path or config_path()
+        try:
+            doc: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from exc
+        return cls(
+            path,
+            auths=dict(doc.get("auths") or {}),
+            insecure_registries=list(doc.get("insecure_registries") or []),
+            oci_runtime=str(doc.get("oci_runtime") or ""),
+        )
+
+    def save(self) -> None:
+        """Write the file with mode 0600 (it holds passwords), atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        doc = {"auths": self.auths, "insecure_registries": self.insecure_registries, "oci_runtime": self.oci_runtime}
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, self.path)
+
+    def credentials(self, registry: str) -> tuple[str, str] | None:
+        entry = self.auths.get(registry)
+        if not entry or "auth" not in entry:
+            return None
+        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        return user, password
+
+    def set_credentials(self, registry: str, user: str, password: str) -> None:
+        self.auths[registry] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    def forget(self, registry: str) -> bool:
+        return self.auths.pop(registry, None) is not None
