@@ -1,5 +1,5 @@
-"""A private CA and the certificates made from it for the TLS tests: a server certificate for 127.0.0.1 and a
-client certificate for mutual TLS."""
+"""A private CA and the certificates made from it for the TLS tests: a server certificate for the IP address the
+registry listens on (127.0.0.1 unless told) and a client certificate for mutual TLS."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ class Authority:
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         )
 
-    def issue(self, directory: Path, stem: str, *, server: bool) -> tuple[Path, Path]:
-        """A certificate and key signed by this CA, written as `STEM.crt` and `STEM.key`."""
+    def issue(self, directory: Path, stem: str, *, server: bool, address: str = "127.0.0.1") -> tuple[Path, Path]:
+        """A certificate and key signed by this CA, written as `STEM.crt` and `STEM.key`; a server certificate names
+        `address` (and `localhost`) in its subjectAltName."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, stem)])
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -44,7 +45,7 @@ class Authority:
             x509.ExtendedKeyUsage([usage]), critical=False
         )
         if server:
-            names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            names = [x509.IPAddress(ipaddress.ip_address(address)), x509.DNSName("localhost")]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"

@@ -1,4 +1,5 @@
-"""The registry under test: our server (`python -m registry serve`) or CNCF distribution, on a loopback port."""
+"""The registry under test: our server (`python -m registry serve`) or CNCF distribution, on a loopback port
+(or on another address of this host)."""
 
 from __future__ import annotations
 
@@ -37,14 +38,16 @@ def merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def write_registry_config(root: Path, port: int, extra: Mapping[str, Any] | None = None) -> Path:
+def write_registry_config(
+    root: Path, port: int, extra: Mapping[str, Any] | None = None, address: str = "127.0.0.1"
+) -> Path:
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
     config = {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": False}},
         "storage": {"filesystem": {"rootdirectory": str(data)}, "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}"},
+        "http": {"addr": f"{address}:{port}"},
         "database": {"url": f"sqlite+aiosqlite:///{data / 'registry.db'}"},
     }
     path = root / "config.yml"
@@ -64,7 +67,8 @@ def registry_command(kind: str, config: Path | None, args: Sequence[str] = ()) -
 
 
 class RegistryServer:
-    """The registry under test, on a loopback port, with its data under `root`.
+    """The registry under test, on a loopback port (or on `address`, an IPv4 address of this host), with its data
+    under `root`.
 
     `extra_config` is merged into the config.yml written under `root`; with `config_file=False` there is none, and
     the port comes from REGISTRY_HTTP_ADDR (the data then lands in `cwd`). `args` go after `serve [CONFIG]`, `env`
@@ -83,15 +87,16 @@ class RegistryServer:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
+        address: str = "127.0.0.1",
     ) -> None:
         self.kind = kind
         self.root = root
         self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = f"{address}:{self.port}"
         self.tls = tls
         self.url = f"{'https' if tls else 'http'}://{self.host}"
         if config_file:
-            self.config: Path | None = write_registry_config(root, self.port, extra_config)
+            self.config: Path | None = write_registry_config(root, self.port, extra_config, address)
         else:
             assert extra_config is None, "extra_config needs a config file"
             root.mkdir(parents=True, exist_ok=True)
