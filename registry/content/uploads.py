@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,29 @@ WRITE_SIZE = 4 * 1024 * 1024
 # a request renews its lease on a session every LEASE_SECONDS / 5 while data flows; a crashed one frees it after this
 LEASE_SECONDS = 300.0
 _HASH_CACHE_LIMIT = 1024
+
+
+@dataclass
+class _Lease:
+    """A request's hold on an upload session: its size when claimed, the size the request leaves it at (written
+    with the release, in one transaction), and whether the session ended (published or forgotten) meanwhile."""
+
+    db: Database
+    upload_id: str
+    token: str
+    size: int
+    left_at: int | None = None
+    ended: bool = False
+    renewed: float = field(default_factory=time.monotonic)
+
+    def leave(self, size: int) -> None:
+        self.left_at = size
+
+    async def renew(self) -> None:
+        if time.monotonic() - self.renewed > LEASE_SECONDS / 5:
+            self.renewed = time.monotonic()
+            async with self.db.write() as session:
+                await queries.renew_upload(session, self.upload_id, self.token)
 
 
 @dataclass
@@ -59,62 +82,59 @@ class UploadStore:
 
     async def append(self, repo: str, upload_id: str, body: AsyncIterator[bytes], start: int | None = None) -> int:
         """Append a request body at the session's offset (``start`` must equal it when given); returns the new size."""
-        async with self._lease(repo, upload_id) as (size, renew):
-            _check_start(start, size)
-            writer = await self._open(upload_id, size)
+        async with self._lease(repo, upload_id) as lease:
+            _check_start(start, lease.size)
+            writer = await self._open(upload_id, lease.size)
             try:
-                await self._copy(upload_id, body, writer, renew)
+                await self._copy(upload_id, body, writer, lease.renew)
             finally:
                 await writer.close()
-                await self._record_size(upload_id, writer.size)
+                lease.leave(writer.size)
             return writer.size
 
     async def complete(
         self, repo: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes], start: int | None = None
     ) -> int:
         """Write the last bytes (at ``start`` when given), verify the digest, and make the blob visible in ``repo``."""
-        async with self._lease(repo, upload_id) as (size, renew):
-            _check_start(start, size)
-            writer = await self._open(upload_id, size)
+        async with self._lease(repo, upload_id) as lease:
+            _check_start(start, lease.size)
+            writer = await self._open(upload_id, lease.size)
             try:
-                await self._copy(upload_id, body, writer, renew)
+                await self._copy(upload_id, body, writer, lease.renew)
             except BaseException:
                 await writer.close()
-                await self._record_size(upload_id, writer.size)
+                lease.leave(writer.size)
                 raise
             await writer.commit()
             actual = await self._digest(upload_id, writer.size, digest.algorithm)
             if actual != str(digest):
+                lease.ended = True
                 await self._forget(upload_id)
                 raise ErrorCode.DIGEST_INVALID.error({"expected": str(digest), "actual": actual})
             await self._publish(repo, upload_id, digest, writer.size)
+            lease.ended = True  # the session's row went with the publishing transaction: nothing to release
             return writer.size
 
     @asynccontextmanager
-    async def _lease(self, repo: str, upload_id: str) -> AsyncIterator[tuple[int, Callable[[], Awaitable[None]]]]:
+    async def _lease(self, repo: str, upload_id: str) -> AsyncIterator[_Lease]:
         """Only one request at a time writes to a session, whichever worker or replica it reaches: a second one
-        gets 416 and may ask for the session's status. A lease left by a crashed process goes stale."""
+        gets 416 and may ask for the session's status. A lease left by a crashed process goes stale. The release
+        records the session's new size in the same transaction, and is skipped once the session has ended."""
         _check_id(upload_id)
-        token, renewed = str(uuid.uuid4()), time.monotonic()
         async with self.db.write() as session:
             stale_before = datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS)
+            token = str(uuid.uuid4())
             size = await queries.claim_upload(session, upload_id, repo, token, stale_before)
         if size is None:
             await self.size(repo, upload_id)  # 404 when there is no such session; else it is busy
             raise ErrorCode.RANGE_INVALID.error({"reason": "another request is writing to this upload session"})
-
-        async def renew() -> None:
-            nonlocal renewed
-            if time.monotonic() - renewed > LEASE_SECONDS / 5:
-                renewed = time.monotonic()
-                async with self.db.write() as session:
-                    await queries.renew_upload(session, upload_id, token)
-
+        lease = _Lease(self.db, upload_id, token, size)
         try:
-            yield size, renew
+            yield lease
         finally:
-            async with self.db.write() as session:
-                await queries.release_upload(session, upload_id, token)
+            if not lease.ended:
+                async with self.db.write() as session:
+                    await queries.release_upload(session, upload_id, token, lease.left_at)
 
     async def cancel(self, repo: str, upload_id: str) -> None:
         await self.size(repo, upload_id)
@@ -197,10 +217,6 @@ class UploadStore:
             self._hashes.pop(upload_id, None)
             return None
         return state
-
-    async def _record_size(self, upload_id: str, size: int) -> None:
-        async with self.db.write() as session:
-            await queries.set_upload_size(session, upload_id, size)
 
     async def _digest(self, upload_id: str, size: int, algorithm: str) -> str:
         state = self._hashes.pop(upload_id, None)

@@ -266,12 +266,12 @@ async def renew_upload(session: AsyncSession, upload_id: str, token: str) -> Non
     )
 
 
-async def release_upload(session: AsyncSession, upload_id: str, token: str) -> None:
-    await session.execute(update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(lease=None))
-
-
-async def set_upload_size(session: AsyncSession, upload_id: str, size: int) -> None:
-    await session.execute(update(Upload).where(Upload.id == upload_id).values(size=size, updated_at=utcnow()))
+async def release_upload(session: AsyncSession, upload_id: str, token: str, size: int | None = None) -> None:
+    """Give the lease back, with the session's size when the request wrote to it (only while the lease is ours)."""
+    values: dict[str, Any] = {"lease": None}
+    if size is not None:
+        values |= {"size": size, "updated_at": utcnow()}
+    await session.execute(update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(**values))
 
 
 async def delete_upload(session: AsyncSession, upload_id: str) -> bool:
