@@ -16,7 +16,10 @@ import httpx
 import pytest
 
 from registry.config import Config
+from registry.content import paths
+from storage_backends import PathNotFound
 from tests.api_helpers import (
+    app_of,
     assert_created,
     assert_error,
     blob_files,
@@ -49,10 +52,30 @@ async def test_start_upload(client: httpx.AsyncClient) -> None:
     assert other != path_of(response.headers["Location"])
 
 
+async def upload_data_left(client: httpx.AsyncClient) -> list[str]:
+    backend = app_of(client).state.services.backend
+    try:
+        return [info.path async for info in backend.walk(paths.uploads_root())]
+    except PathNotFound:
+        return []
+
+
 async def test_single_post_monolithic(client: httpx.AsyncClient) -> None:
-    # end-4b: POST ?digest= with the whole blob -> 201 Created
+    # end-4b: POST ?digest= with the whole blob -> 201 Created, and no session or staged bytes left behind
     response = await client.post("/v2/up/load/blobs/uploads/", params={"digest": DIGEST}, content=DATA)
     await assert_created(client, response, "up/load", DATA)
+    assert await upload_data_left(client) == []
+
+
+async def test_single_post_cut_short_leaves_nothing(client: httpx.AsyncClient) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield DATA[:10]
+        raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await client.post("/v2/up/load/blobs/uploads/", params={"digest": DIGEST}, content=body())
+    assert await upload_data_left(client) == []
+    assert await blob_status(client, "up/load", DIGEST) == 404
 
 
 async def test_post_then_put_with_body(client: httpx.AsyncClient) -> None:
@@ -181,6 +204,7 @@ async def test_refused_single_post_leaves_nothing(client: httpx.AsyncClient, dig
     assert_error(response, 400, "DIGEST_INVALID")
     assert await blob_status(client, "refused/push", DIGEST) == 404
     assert (await client.get("/v2/_catalog")).json()["repositories"] == []
+    assert await upload_data_left(client) == []
 
 
 async def test_put_without_digest(client: httpx.AsyncClient) -> None:

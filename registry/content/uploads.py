@@ -115,6 +115,26 @@ class UploadStore:
             lease.ended = True  # the session's row went with the publishing transaction: nothing to release
             return writer.size
 
+    async def push(self, repo: str, digest: Digest, body: AsyncIterator[bytes]) -> int:
+        """A monolithic push (``POST ?digest=`` with the blob as body): no session row, since no other request can
+        continue it; its bytes stage under a fresh upload id (the purge sweeps them if this process dies)."""
+        upload_id = str(uuid.uuid4())
+        writer = await self.backend.writer(paths.upload_data_path(upload_id))
+        try:
+            await self._copy(upload_id, body, writer, _no_renewal)
+        except BaseException:
+            self._hashes.pop(upload_id, None)
+            await writer.cancel()
+            await self._remove_data(upload_id)
+            raise
+        await writer.commit()
+        actual = await self._digest(upload_id, writer.size, digest.algorithm)
+        if actual != str(digest):
+            await self._remove_data(upload_id)
+            raise ErrorCode.DIGEST_INVALID.error({"expected": str(digest), "actual": actual})
+        await self._publish(repo, upload_id, digest, writer.size)
+        return writer.size
+
     @asynccontextmanager
     async def _lease(self, repo: str, upload_id: str) -> AsyncIterator[_Lease]:
         """Only one request at a time writes to a session, whichever worker or replica it reaches: a second one
@@ -243,6 +263,10 @@ class UploadStore:
     async def _remove_data(self, upload_id: str) -> None:
         with contextlib.suppress(PathNotFound):
             await self.backend.delete(paths.upload_dir(upload_id))
+
+
+async def _no_renewal() -> None:
+    return None
 
 
 async def _write(writer: FileWriter, state: _HashState | None, data: bytes) -> None:

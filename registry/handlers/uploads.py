@@ -40,12 +40,12 @@ async def start_upload(request: Request) -> Response:
         mount = None  # an invalid source is a failed mount: fall back to a session
     if mount is not None and await _mount(request, name, mount, source):
         return _created(request, name, mount)
-    digest = query_digest(request) if "digest" in params else None
+    if "digest" in params:
+        digest = query_digest(request)
+        await svc.uploads.push(name, digest, request.stream())
+        return _created(request, name, digest)
     upload_id = await svc.uploads.start(name)
-    if digest is None:
-        return empty(202, _upload_headers(request, name, upload_id, 0))
-    await svc.uploads.complete(name, upload_id, digest, request.stream())
-    return _created(request, name, digest)
+    return empty(202, _upload_headers(request, name, upload_id, 0))
 
 
 async def _mount(request: Request, name: str, digest: Digest, source: str | None) -> bool:
