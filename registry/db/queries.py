@@ -6,10 +6,8 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 
-from registry.db.engine import Reader, plain
 from registry.db.models import (
     Blob,
     Manifest,
@@ -21,9 +19,10 @@ from registry.db.models import (
     Upload,
     utcnow,
 )
+from registry.db.sessions import Reader, Writer, plain
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
+def _insert(session: Writer, model: Any) -> Any:
     # imported here: the PostgreSQL dialect is a sizeable share of the start-up time of a SQLite registry
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
@@ -34,7 +33,7 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     return sqlite.insert(model)
 
 
-async def _insert_ignore(session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+async def _insert_ignore(session: Writer, model: Any, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await session.execute(_insert(session, model).on_conflict_do_nothing(), rows)
 
@@ -53,7 +52,7 @@ async def repository_id(session: Reader, name: str, *, lock: bool = False) -> in
     return found
 
 
-async def ensure_repository(session: AsyncSession, name: str) -> int:
+async def ensure_repository(session: Writer, name: str) -> int:
     await _insert_ignore(session, Repository, [{"name": name, "created_at": utcnow()}])
     repo_id = await repository_id(session, name, lock=True)
     assert repo_id is not None
@@ -74,21 +73,21 @@ async def list_repositories(session: Reader, last: str | None, limit: int) -> li
 # blobs
 
 
-async def add_blob(session: AsyncSession, digest: str, size: int) -> None:
+async def add_blob(session: Writer, digest: str, size: int) -> None:
     await _insert_ignore(session, Blob, [{"digest": digest, "size": size, "created_at": utcnow()}])
 
 
-async def link_blob(session: AsyncSession, repo_id: int, digest: str) -> None:
+async def link_blob(session: Writer, repo_id: int, digest: str) -> None:
     await _insert_ignore(
         session, RepositoryBlob, [{"repository_id": repo_id, "blob_digest": digest, "created_at": utcnow()}]
     )
 
 
-async def unlink_blob(session: AsyncSession, repo_id: int, digest: str) -> bool:
+async def unlink_blob(session: Writer, repo_id: int, digest: str) -> bool:
     result = await session.execute(
         delete(RepositoryBlob).where(RepositoryBlob.repository_id == repo_id, RepositoryBlob.blob_digest == digest)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 _LINKED_BLOB_SIZE = plain(
@@ -141,7 +140,7 @@ async def manifest_ids(session: Reader, repo_id: int, digests: Iterable[str]) ->
 
 
 async def insert_manifest(
-    session: AsyncSession, values: dict[str, Any], blob_digests: Iterable[str], child_ids: Iterable[int]
+    session: Writer, values: dict[str, Any], blob_digests: Iterable[str], child_ids: Iterable[int]
 ) -> int:
     """Insert a manifest and its references; a manifest already stored under that digest is kept as it is."""
     existing = await manifest_ids(session, values["repository_id"], [values["digest"]])
@@ -178,9 +177,9 @@ async def manifest_by_tag(session: Reader, repo_name: str, tag: str) -> Any:
     return (await session.execute(_MANIFEST_BY_TAG, {"repo": repo_name, "tag": tag})).first()
 
 
-async def delete_manifest(session: AsyncSession, repo_id: int, digest: str) -> bool:
+async def delete_manifest(session: Writer, repo_id: int, digest: str) -> bool:
     result = await session.execute(delete(Manifest).where(Manifest.repository_id == repo_id, Manifest.digest == digest))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 async def referrers(session: Reader, repo_name: str, subject: str, artifact_type: str | None) -> Sequence[Any]:
@@ -198,7 +197,7 @@ async def referrers(session: Reader, repo_name: str, subject: str, artifact_type
 # tags
 
 
-async def upsert_tag(session: AsyncSession, repo_id: int, tag: str, manifest_id: int) -> None:
+async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) -> None:
     now = utcnow()
     statement = _insert(session, Tag).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now)
     statement = statement.on_conflict_do_update(
@@ -207,9 +206,9 @@ async def upsert_tag(session: AsyncSession, repo_id: int, tag: str, manifest_id:
     await session.execute(statement)
 
 
-async def delete_tag(session: AsyncSession, repo_id: int, tag: str) -> bool:
+async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
     result = await session.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 _TAGS = plain(
@@ -230,10 +229,10 @@ async def list_tags(session: Reader, repo_name: str, last: str | None, limit: in
 # uploads
 
 
-async def create_upload(session: AsyncSession, upload_id: str, repo_name: str) -> None:
+async def create_upload(session: Writer, upload_id: str, repo_name: str) -> None:
     now = utcnow()
-    session.add(Upload(id=upload_id, repository_name=repo_name, size=0, created_at=now, updated_at=now))
-    await session.flush()
+    values = {"id": upload_id, "repository_name": repo_name, "size": 0, "created_at": now, "updated_at": now}
+    await session.execute(insert(Upload).values(**values))
 
 
 _UPLOAD_SIZE = plain(
@@ -247,7 +246,7 @@ async def upload_size(session: Reader, upload_id: str, repo_name: str) -> int | 
 
 
 async def claim_upload(
-    session: AsyncSession, upload_id: str, repo_name: str, token: str, stale_before: datetime
+    session: Writer, upload_id: str, repo_name: str, token: str, stale_before: datetime
 ) -> int | None:
     """Take the session's lease when it is free or stale; its size, or None when another request holds it."""
     free = or_(Upload.lease.is_(None), Upload.leased_at < stale_before)
@@ -257,16 +256,17 @@ async def claim_upload(
         .values(lease=token, leased_at=utcnow())
         .returning(Upload.size)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    size: int | None = (await session.execute(statement)).scalar_one_or_none()
+    return size
 
 
-async def renew_upload(session: AsyncSession, upload_id: str, token: str) -> None:
+async def renew_upload(session: Writer, upload_id: str, token: str) -> None:
     await session.execute(
         update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(leased_at=utcnow())
     )
 
 
-async def release_upload(session: AsyncSession, upload_id: str, token: str, size: int | None = None) -> None:
+async def release_upload(session: Writer, upload_id: str, token: str, size: int | None = None) -> None:
     """Give the lease back, with the session's size when the request wrote to it (only while the lease is ours)."""
     values: dict[str, Any] = {"lease": None}
     if size is not None:
@@ -274,9 +274,9 @@ async def release_upload(session: AsyncSession, upload_id: str, token: str, size
     await session.execute(update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(**values))
 
 
-async def delete_upload(session: AsyncSession, upload_id: str) -> bool:
+async def delete_upload(session: Writer, upload_id: str) -> bool:
     result = await session.execute(delete(Upload).where(Upload.id == upload_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:

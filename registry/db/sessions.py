@@ -1,0 +1,78 @@
+"""What the queries need of a database session: ``Reader`` for reads, ``Writer`` inside a write transaction.
+
+SQLAlchemy's AsyncSession is both; on SQLite, ``registry.db.sqlite`` supplies faster threaded ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.sql import Executable
+
+_S = TypeVar("_S", bound=Select)  # type: ignore[type-arg]
+
+
+Params = dict[str, Any] | None
+
+
+class Scalars(Protocol):
+    def all(self) -> Sequence[Any]: ...
+
+
+class Rows(Protocol):
+    """What callers use of a result: SQLAlchemy's Result is one, and so is ``PlainRows``."""
+
+    def first(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+    def scalar(self) -> Any: ...
+
+    def scalars(self) -> Scalars: ...
+
+
+class Reader(Protocol):
+    """What a read needs: an AsyncSession is one, and so is ``ThreadedReader``."""
+
+    async def execute(self, statement: Executable, params: Params = None, /) -> Rows: ...
+
+    async def scalar(self, statement: Executable, params: Params = None, /) -> Any: ...
+
+    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars: ...
+
+
+def plain(statement: _S) -> _S:
+    """Mark a read whose columns need no type conversion (integers, text, bytes): on SQLite it then runs as plain
+    SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point lookup)."""
+    return statement.execution_options(plain_rows=True)
+
+
+class PlainRows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def all(self) -> Sequence[Any]:
+        return self._rows
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalars(self) -> Scalars:
+        return PlainRows([row[0] for row in self._rows])
+
+
+class Writer(Protocol):
+    """Inside a write transaction: statements, and the dialect's name for dialect-specific inserts."""
+
+    async def execute(self, statement: Executable, params: Any = None, /) -> Any: ...
+
+    async def scalar(self, statement: Executable, params: Params = None, /) -> Any: ...
+
+    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars: ...
+
+    def get_bind(self) -> Any: ...
