@@ -21,6 +21,21 @@ BASE_URL = "http://registry.test"
 # A PostgreSQL server URL (scripts/test.sh starts a private one): the metadata tests then also run on PostgreSQL.
 POSTGRES_ADMIN_URL = os.environ.get("REGISTRY_TEST_POSTGRES")
 CONFIGS = ["inmemory", "filesystem", "s3"] + (["postgres"] if POSTGRES_ADMIN_URL else [])
+# The API modules that exercise storage also run on S3; the others (names, manifests, listing, hostile input) touch
+# only metadata, and on S3 would add minutes of moto round trips and prove nothing more.
+S3_API_MODULES = frozenset({"test_conformance", "test_uploads", "test_blobs", "test_purge", "test_durability"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        module = getattr(getattr(item, "module", None), "__name__", "").rsplit(".", 1)[-1]
+        on_s3 = params.get("config") == "s3"
+        (dropped if on_s3 and module not in S3_API_MODULES else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def make_config(tmp_path: Path, driver: str, **env: str) -> Config:
