@@ -69,6 +69,9 @@ def app_factory() -> Starlette:
     return create_app(_load(None))
 
 
+KEEP_ALIVE_SECONDS = 120
+
+
 def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
     options: dict[str, Any] = {
         "loop": "uvloop",
@@ -78,6 +81,9 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
         "proxy_headers": True,
         "server_header": False,
         "workers": workers if workers > 1 else None,
+        # an idle keep-alive connection outlives the client's (Go's HTTP client, docker's, forgets one after 90 s):
+        # a server that closes first races the client's next request, and a POST lost that way is not retried
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
     if config.http.net == "unix":
         options["uds"] = config.http.addr

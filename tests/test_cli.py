@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.cli import main
+from registry.cli import _uvicorn_options, main
+from registry.config import load_config
 from registry.db import migrate
 from registry.db.engine import Database
 
@@ -92,3 +93,10 @@ async def test_a_database_at_head_is_not_migrated_again(tmp_path: Path, monkeypa
         await migrate.upgrade(database, url)
     finally:
         await database.dispose()
+
+
+def test_idle_connections_outlive_the_clients_own_idle_timeout(tmp_path: Path) -> None:
+    # docker (Go's HTTP client) keeps an idle connection 90 s; were the server to close it first, a push's next
+    # POST could be sent on a connection being closed, and a POST is not retried
+    options = _uvicorn_options(load_config(_config(tmp_path, ""), {}), 1)
+    assert options["timeout_keep_alive"] > 90
