@@ -109,6 +109,13 @@ class Server:
             self.process.kill()
             self.process.wait(timeout=STOP_TIMEOUT)
 
+    def state(self) -> str:
+        """Whether the process still runs, for a failure report."""
+        if self.process is None:
+            return "not started"
+        code = self.process.poll()
+        return f"running (pid {self.process.pid})" if code is None else f"exited with status {code}"
+
     def log_tail(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-2000:]

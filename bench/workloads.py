@@ -9,9 +9,10 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -35,30 +36,32 @@ def sha256(data: bytes) -> str:
 
 
 class BlobSource:
-    """``size`` bytes as 4 MiB pieces: identical pieces, then a unique last piece, so every blob is new content
-    while its digest costs one 4 MiB hash (the shared prefix is hashed once)."""
+    """``size`` bytes (a whole number of MiB) as 4 MiB pieces: identical pieces, then a unique last piece (shorter
+    when ``size`` is not a multiple of 4 MiB), so every blob is new content while its digest costs one last-piece
+    hash (the shared prefix is hashed once)."""
 
     def __init__(self, size: int) -> None:
-        assert size % CHUNK == 0
+        assert size % MiB == 0 and size > 0, size
         self.size = size
+        self.count = -(-size // PIECE)
+        self.tail_size = size - PIECE * (self.count - 1)
         self.piece = os.urandom(PIECE)
         self.prefix = hashlib.sha256()
-        for _ in range(size // PIECE - 1):
+        for _ in range(self.count - 1):
             self.prefix.update(self.piece)
         self.counter = 0
 
     def new(self) -> tuple[str, bytes]:
         self.counter += 1
-        tail = self.counter.to_bytes(8, "big") + self.piece[8:]
+        tail = self.counter.to_bytes(8, "big") + self.piece[8 : self.tail_size]
         digest = self.prefix.copy()
         digest.update(tail)
         return "sha256:" + digest.hexdigest(), tail
 
     def pieces(self, tail: bytes, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The pieces covering bytes [start, end) (piece-aligned)."""
-        last = self.size // PIECE - 1
-        for index in range(start // PIECE, (end or self.size) // PIECE):
-            yield tail if index == last else self.piece
+        """The pieces covering bytes [start, end) (piece-aligned, or ``end`` the blob's size)."""
+        for index in range(start // PIECE, -(-(end or self.size) // PIECE)):
+            yield tail if index == self.count - 1 else self.piece
 
 
 def _url(client: httpx.Client | httpx.AsyncClient, location: str, **params: str) -> httpx.URL:
@@ -88,16 +91,17 @@ def monolithic_put(client: httpx.Client, source: BlobSource, repo: str) -> tuple
     return source.size / MiB / (time.perf_counter() - started), digest
 
 
-def streamed_patch(client: httpx.Client, source: BlobSource, repo: str) -> float:
+def streamed_patch(client: httpx.Client, source: BlobSource, repo: str) -> tuple[float, str]:
     digest, tail = source.new()
     started = time.perf_counter()
     location = _start_upload(client, repo)
     response = _check(client.patch(_url(client, location), content=source.pieces(tail)), 202)  # chunked encoding
     _check(client.put(_url(client, response.headers["location"], digest=digest)), 201)
-    return source.size / MiB / (time.perf_counter() - started)
+    return source.size / MiB / (time.perf_counter() - started), digest
 
 
 def chunked_patch(client: httpx.Client, source: BlobSource, repo: str) -> float:
+    assert source.size % CHUNK == 0, source.size
     digest, tail = source.new()
     started = time.perf_counter()
     location = _start_upload(client, repo)
@@ -208,32 +212,154 @@ def wrk(url: str, seconds: int) -> tuple[float, str]:
     return float(match.group(1)), "; ".join(errors)
 
 
-async def _bounded(jobs: list[tuple[str, str, dict[str, object]]], base_url: str, concurrency: int) -> None:
-    """Run (method, url, kwargs) requests with at most ``concurrency`` in flight; each must succeed."""
-    semaphore = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, limits=limits) as client:
+@dataclass(frozen=True)
+class SetupRequest:
+    """One request that fills a server before a measured row (it must answer 201). A ``POST ?digest=`` upload
+    answered 202 (distribution has no single-POST upload) is finished with a ``PUT <Location>&digest=``."""
 
-        async def one(method: str, url: str, kwargs: dict[str, object]) -> None:
-            async with semaphore:
-                response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
-                if response.status_code == 202 and method == "POST":  # no single-POST upload: finish with a PUT
-                    location = _url(client, response.headers["location"], **kwargs["params"])  # type: ignore[arg-type]
-                    response = await client.put(location, content=kwargs["content"])  # type: ignore[arg-type]
-                if response.status_code != 201:
-                    raise RuntimeError(f"{method} {url}: {response.status_code} {response.text}")
-
-        await asyncio.gather(*(one(*job) for job in jobs))
+    method: str
+    target: str
+    body: bytes
+    content_type: str = "application/octet-stream"
+    digest: str = ""
 
 
-def create_repositories(base_url: str, count: int, data: bytes) -> None:
-    """``count`` repositories, each with one small blob uploaded by a monolithic POST ?digest=."""
+@dataclass
+class Created:
+    """How filling one server went: seconds until the last request finished, and the requests whose connection
+    broke (each retried once, on a new connection, and then succeeded)."""
+
+    seconds: float = 0.0
+    retried: list[str] = field(default_factory=list)
+
+
+BROKEN = (asyncio.IncompleteReadError, ConnectionError)
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection speaking just what the setup requests need. httpx's async client costs
+    about 3 ms of this process's CPU per request, which on a 2-core machine slows the servers being filled (tens of
+    thousands of requests); this costs a small fraction of that."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(
+        self, method: str, target: str, body: bytes, content_type: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one request and read the whole answer: (status, headers with lower-case names, body)."""
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            writer.write(head.encode() + body)
+            await writer.drain()
+            lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            if "content-length" in headers:
+                data = await reader.readexactly(int(headers["content-length"]))
+            elif headers.get("transfer-encoding", "").lower() == "chunked":
+                data = await self._chunked(reader)
+            elif status in (204, 304):
+                data = b""
+            else:  # no length: the body runs to the end of the connection
+                data = await reader.read()
+                headers["connection"] = "close"
+        except BROKEN:
+            self.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, data
+
+    @staticmethod
+    async def _chunked(reader: asyncio.StreamReader) -> bytes:
+        data = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, then the empty line
+                    pass
+                return data
+            data += (await reader.readexactly(size + 2))[:-2]
+
+    async def send(self, job: SetupRequest) -> tuple[int, str]:
+        """``job``, finishing a 202-answered upload with its PUT; (final status, final body)."""
+        status, headers, data = await self.request(job.method, job.target, job.body, job.content_type)
+        if status == 202 and job.method == "POST" and job.digest:
+            location = urlsplit(headers["location"])  # distribution's is absolute, with a _state= query
+            query = "&".join(q for q in (location.query, urlencode({"digest": job.digest})) if q)
+            status, headers, data = await self.request("PUT", f"{location.path}?{query}", job.body, job.content_type)
+        return status, data.decode(errors="replace")
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
+async def _bounded(jobs: list[SetupRequest], base_url: str, concurrency: int) -> Created:
+    """Run the jobs over ``concurrency`` keep-alive connections, each taking the next job when its last one is done;
+    each must answer 201. A request whose connection breaks (the server closed it without an answer) is retried
+    once on a new connection and recorded: this is setup, not a measured row, but the server's behaviour is
+    reported."""
+    url = httpx.URL(base_url)
+    started = time.perf_counter()
+    created = Created()
+    pending = iter(jobs)  # shared by the workers: each job is taken once
+
+    async def worker() -> None:
+        connection = RawConnection(url.host, url.port or 80)
+        try:
+            for job in pending:
+                try:
+                    status, text = await connection.send(job)
+                except BROKEN as exc:
+                    when = time.perf_counter() - started
+                    created.retried.append(f"{job.method} {job.target} at {when:.1f} s: {exc!r}")
+                    try:
+                        status, text = await connection.send(job)
+                    except BROKEN as again:
+                        raise RuntimeError(f"{job.method} {base_url}{job.target}, retried: {again!r}") from again
+                if status != 201:
+                    raise RuntimeError(f"{job.method} {base_url}{job.target}: {status} {text}")
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    created.seconds = time.perf_counter() - started
+    return created
+
+
+def _on_all(base_urls: list[str], jobs: list[SetupRequest], concurrency: int = 16) -> dict[str, Created]:
+    """The same jobs against every server at once (each over its own ``concurrency`` connections)."""
+
+    async def every() -> list[Created]:
+        return await asyncio.gather(*(_bounded(jobs, url, concurrency) for url in base_urls))
+
+    return dict(zip(base_urls, asyncio.run(every()), strict=True))
+
+
+def create_repositories(base_urls: list[str], count: int, data: bytes) -> dict[str, Created]:
+    """``count`` repositories on each server (all at once), each with one small blob uploaded by a monolithic
+    POST ?digest= (POST then PUT where the server answers 202)."""
     digest = sha256(data)
-    jobs: list[tuple[str, str, dict[str, object]]] = [
-        ("POST", f"/v2/catalog/repo{i:05d}/blobs/uploads/", {"params": {"digest": digest}, "content": data})
+    query = urlencode({"digest": digest})
+    jobs = [
+        SetupRequest("POST", f"/v2/catalog/repo{i:05d}/blobs/uploads/?{query}", data, digest=digest)
         for i in range(count)
     ]
-    asyncio.run(_bounded(jobs, base_url, 16))
+    return _on_all(base_urls, jobs)
 
 
 def walk_catalog(client: httpx.Client, expected: int) -> float:
@@ -252,12 +378,10 @@ def walk_catalog(client: httpx.Client, expected: int) -> float:
     return elapsed
 
 
-def create_tags(base_url: str, repo: str, manifest: bytes, count: int) -> None:
-    headers = {"Content-Type": OCI_MANIFEST}
-    jobs: list[tuple[str, str, dict[str, object]]] = [
-        ("PUT", f"/v2/{repo}/manifests/t{i:05d}", {"content": manifest, "headers": headers}) for i in range(count)
-    ]
-    asyncio.run(_bounded(jobs, base_url, 16))
+def create_tags(base_urls: list[str], repo: str, manifest: bytes, count: int) -> dict[str, Created]:
+    """``count`` tags on ``repo`` of each server (all at once), each a PUT of the same manifest."""
+    jobs = [SetupRequest("PUT", f"/v2/{repo}/manifests/t{i:05d}", manifest, OCI_MANIFEST) for i in range(count)]
+    return _on_all(base_urls, jobs)
 
 
 def list_tags(client: httpx.Client, repo: str, expected: int, count: int = 20) -> float:
@@ -295,3 +419,79 @@ def head_rate(base_url: str, path: str, seconds: int, connections: int = 64) -> 
     started = time.perf_counter()
     ok, other = asyncio.run(_head_load(url.host, url.port or 80, path, seconds, connections))
     return ok / (time.perf_counter() - started), f"{other} non-200 responses" if other else ""
+
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+@dataclass(frozen=True)
+class SmallImage:
+    """A docker image in registry terms: a config blob, one layer, and the schema 2 manifest naming both."""
+
+    repo: str
+    config: bytes
+    layer: bytes
+
+    def manifest(self) -> bytes:
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": DOCKER_CONFIG, "size": len(self.config), "digest": sha256(self.config)},
+            "layers": [{"mediaType": DOCKER_LAYER, "size": len(self.layer), "digest": sha256(self.layer)}],
+        }
+        return json.dumps(doc, indent=3).encode()
+
+
+def small_images(prefix: str, count: int, layer_size: int) -> list[SmallImage]:
+    """``count`` distinct images (random layer, config naming it) in repositories ``<prefix>-<i>``."""
+    images = []
+    for i in range(count):
+        layer = os.urandom(layer_size)
+        config = {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]},
+        }
+        images.append(SmallImage(f"{prefix}-{i}", json.dumps(config).encode(), layer))
+    return images
+
+
+async def _stream(data: bytes, piece: int = 32 * 1024) -> AsyncIterator[bytes]:
+    """``data`` as an async body of unknown length: httpx sends it chunked, as docker does."""
+    for start in range(0, len(data), piece):
+        yield data[start : start + piece]
+
+
+async def _docker_push(client: httpx.AsyncClient, image: SmallImage) -> None:
+    """What `docker push` sends for each blob (HEAD: 404, POST, one chunked PATCH, PUT ?digest=), layer first, then
+    the config, then the manifest PUT by tag."""
+    for blob in (image.layer, image.config):
+        digest = sha256(blob)
+        head = await client.head(f"/v2/{image.repo}/blobs/{digest}")
+        if head.status_code != 404:
+            raise RuntimeError(f"HEAD {image.repo} {digest}: {head.status_code}, expected 404 for new content")
+        response = _check(await client.post(f"/v2/{image.repo}/blobs/uploads/"), 202)
+        headers = {"Content-Type": "application/octet-stream"}
+        url = _url(client, response.headers["location"])
+        response = _check(await client.patch(url, content=_stream(blob), headers=headers), 202)
+        _check(await client.put(_url(client, response.headers["location"], digest=digest)), 201)
+    headers = {"Content-Type": DOCKER_MANIFEST}
+    _check(await client.put(f"/v2/{image.repo}/manifests/latest", content=image.manifest(), headers=headers), 201)
+
+
+def concurrent_pushes(base_url: str, images: list[SmallImage]) -> float:
+    """Seconds for all ``images`` to be pushed at once, each by its own client (own connection pool)."""
+
+    async def push_all() -> float:
+        clients = [httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT) for _ in images]
+        try:
+            started = time.perf_counter()
+            await asyncio.gather(*(_docker_push(c, image) for c, image in zip(clients, images, strict=True)))
+            return time.perf_counter() - started
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+
+    return asyncio.run(push_all())
