@@ -105,15 +105,9 @@ class UploadStore:
                 await writer.close()
                 lease.leave(writer.size)
                 raise
-            await writer.commit()
-            actual = await self._digest(upload_id, writer.size, digest.algorithm)
-            if actual != str(digest):
-                lease.ended = True
-                await self._forget(upload_id)
-                raise ErrorCode.DIGEST_INVALID.error({"expected": str(digest), "actual": actual})
-            await self._publish(repo, upload_id, digest, writer.size)
+            size = await self._seal(repo, upload_id, digest, writer, self._forget)
             lease.ended = True  # the session's row went with the publishing transaction: nothing to release
-            return writer.size
+            return size
 
     async def push(self, repo: str, digest: Digest, body: AsyncIterator[bytes]) -> int:
         """A monolithic push (``POST ?digest=`` with the blob as body): no session row, since no other request can
@@ -127,10 +121,16 @@ class UploadStore:
             await writer.cancel()
             await self._remove_data(upload_id)
             raise
+        return await self._seal(repo, upload_id, digest, writer, self._remove_data)
+
+    async def _seal(
+        self, repo: str, upload_id: str, digest: Digest, writer: FileWriter, discard: Callable[[str], Awaitable[None]]
+    ) -> int:
+        """Commit the bytes and publish them when they hash to ``digest``; else ``discard`` the upload and refuse it."""
         await writer.commit()
         actual = await self._digest(upload_id, writer.size, digest.algorithm)
         if actual != str(digest):
-            await self._remove_data(upload_id)
+            await discard(upload_id)
             raise ErrorCode.DIGEST_INVALID.error({"expected": str(digest), "actual": actual})
         await self._publish(repo, upload_id, digest, writer.size)
         return writer.size
