@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from storage_backends.errors import InvalidPath
+from storage_backends.errors import InvalidPath, StorageError
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -44,6 +44,22 @@ class FileWriter(Protocol):
 
     async def cancel(self) -> None:
         """Discard everything written, including what earlier writers persisted; the writer is then done."""
+
+
+class SingleUseWriter:
+    """What writers share: usable until ``close``, ``commit`` or ``cancel``, and a StorageError after that."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._done = False
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise StorageError(self._path, "the writer is already closed")
+
+    def _finish(self) -> None:
+        self._check_open()
+        self._done = True
 
 
 class StorageBackend(Protocol):

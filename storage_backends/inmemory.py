@@ -11,7 +11,7 @@ from bisect import bisect_left, insort
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from storage_backends.base import CHUNK_SIZE, FileInfo, FileWriter, clean_path
+from storage_backends.base import CHUNK_SIZE, FileInfo, FileWriter, SingleUseWriter, clean_path
 from storage_backends.errors import InvalidOffset, PathNotFound, StorageError
 
 
@@ -30,12 +30,11 @@ def _segments(path: str) -> list[str]:
     return path.split("/")
 
 
-class _InMemoryWriter:
+class _InMemoryWriter(SingleUseWriter):
     def __init__(self, backend: InMemoryBackend, path: str, staged: bytearray) -> None:
+        super().__init__(path)
         self._backend = backend
-        self._path = path
         self._staged = staged
-        self._done = False
 
     @property
     def size(self) -> int:
@@ -56,14 +55,6 @@ class _InMemoryWriter:
         self._finish()
         if self._backend._staging.get(self._path) is self._staged:
             del self._backend._staging[self._path]
-
-    def _check_open(self) -> None:
-        if self._done:
-            raise StorageError(self._path, "the writer is already closed")
-
-    def _finish(self) -> None:
-        self._check_open()
-        self._done = True
 
 
 class InMemoryBackend:

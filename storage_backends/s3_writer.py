@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from storage_backends.base import SingleUseWriter
 from storage_backends.errors import PathNotFound, StorageError
 
 if TYPE_CHECKING:
@@ -27,11 +28,11 @@ def staging_key(key: str) -> str:
     return f"{directory}/.{name}.partial" if directory else f".{name}.partial"
 
 
-class S3Writer:
+class S3Writer(SingleUseWriter):
     def __init__(self, backend: S3Backend, path: str, key: str) -> None:
+        super().__init__(path)
         self._backend = backend
         self._s3 = backend.s3
-        self._path = path
         self._key = key
         self._staging = staging_key(key)
         self._upload_id: str | None = None
@@ -39,7 +40,6 @@ class S3Writer:
         self._buffer = bytearray()
         self._size = 0
         self._in_flight: list[asyncio.Task[None]] = []
-        self._done = False
 
     @classmethod
     async def open(cls, backend: S3Backend, path: str, key: str, append: bool) -> S3Writer:
@@ -176,14 +176,6 @@ class S3Writer:
     async def _abort(self, upload_id: str | None) -> None:
         if upload_id:
             await self._s3.maybe("abort_multipart_upload", self._path, Key=self._key, UploadId=upload_id)
-
-    def _check_open(self) -> None:
-        if self._done:
-            raise StorageError(self._path, "the writer is already closed")
-
-    def _finish(self) -> None:
-        self._check_open()
-        self._done = True
 
 
 def multipart_etag(parts: list[dict[str, Any]]) -> str:
