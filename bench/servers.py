@@ -20,6 +20,24 @@ import httpx
 import yaml
 
 READY_TIMEOUT = 60.0
+
+
+def wait_for_200(process: subprocess.Popen[bytes], url: str, name: str, log_tail: Callable[[], str]) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``process`` exits, and after READY_TIMEOUT."""
+    deadline = time.perf_counter() + READY_TIMEOUT
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.perf_counter() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}: {log_tail()}")
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.01)  # polling interval, not a fixed wait
+    raise RuntimeError(f"{name} not ready within {READY_TIMEOUT}s: {log_tail()}")
+
+
 STOP_TIMEOUT = 30.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,19 +89,8 @@ class Server:
             self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir, env=self.env
         )
         log.close()
-        deadline = started + READY_TIMEOUT
-        with httpx.Client(timeout=2.0) as client:
-            while time.perf_counter() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.log_tail()}")
-                try:
-                    if client.get(f"{self.base_url}/v2/").status_code == 200:
-                        self.startup_seconds = time.perf_counter() - started
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.01)  # polling interval, not a fixed wait
-        raise RuntimeError(f"{self.name} not ready within {READY_TIMEOUT}s: {self.log_tail()}")
+        wait_for_200(self.process, f"{self.base_url}/v2/", self.name, self.log_tail)
+        self.startup_seconds = time.perf_counter() - started
 
     def peak_rss_mib(self) -> float:
         """VmHWM of the server process (and, if it forked workers, the largest child)."""
@@ -160,17 +167,7 @@ class Moto:
         with self.log_path.open("wb") as log:
             args = [*self.command, "-H", "127.0.0.1", "-p", str(self.port)]
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=SERVER_ENV)
-        deadline = time.perf_counter() + READY_TIMEOUT
-        while time.perf_counter() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.process.returncode}")
-            try:
-                if httpx.get(self.endpoint + "/", timeout=2.0, trust_env=False).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.01)  # polling interval, not a fixed wait
-        raise RuntimeError(f"moto_server not ready within {READY_TIMEOUT}s")
+        wait_for_200(self.process, self.endpoint + "/", "moto_server", lambda: "")
 
     def client(self) -> Any:
         keys = {"aws_access_key_id": MOTO_KEYS["accesskey"], "aws_secret_access_key": MOTO_KEYS["secretkey"]}
