@@ -7,7 +7,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -181,31 +181,32 @@ def reload(store: Store, c: Container) -> bool:
         return False
 
 
-def cmd_stop(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    require_root("runtime stop")
+Act = Callable[[Container, OciRuntime], None]
+
+
+def _each_container(command: str, args: argparse.Namespace, store: Store, settings: Settings, act: Act) -> int:
+    """``runtime stop|kill|rm``: act on each named container in turn, printing its name once done."""
+    require_root(f"runtime {command}")
     runtime = oci_runtime(store, settings)
     for key in args.containers:
-        containers.stop(containers.find(store, key), runtime, args.time)
+        act(containers.find(store, key), runtime)
         print(key)
     return 0
+
+
+def cmd_stop(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    return _each_container("stop", args, store, settings, lambda c, runtime: containers.stop(c, runtime, args.time))
 
 
 def cmd_kill(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    require_root("runtime kill")
-    runtime = oci_runtime(store, settings)
-    for key in args.containers:
-        containers.kill(containers.find(store, key), runtime, args.signal)
-        print(key)
-    return 0
+    return _each_container("kill", args, store, settings, lambda c, runtime: containers.kill(c, runtime, args.signal))
 
 
 def cmd_rm(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    require_root("runtime rm")
-    runtime = oci_runtime(store, settings)
-    for key in args.containers:
-        containers.remove(store, containers.find(store, key), runtime, force=args.force)
-        print(key)
-    return 0
+    def remove(container: Container, runtime: OciRuntime) -> None:
+        containers.remove(store, container, runtime, force=args.force)
+
+    return _each_container("rm", args, store, settings, remove)
 
 
 def cmd_inspect(args: argparse.Namespace, store: Store, settings: Settings) -> int:
