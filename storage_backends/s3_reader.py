@@ -22,6 +22,9 @@ async def read_object(
     """``length`` bytes (all when None) of the object from ``offset``, in chunks of at most ``chunk_size``."""
     end = None if length is None else offset + length  # exclusive
     position, etag, failures = offset, None, 0
+    if length == 0:  # nothing to read, but the object and the offset must still be valid
+        await _check_offset(s3, path, key, offset)
+        return
     while end is None or position < end:
         response = await _open(s3, path, key, position, end, etag, offset)
         if response is None:
@@ -52,12 +55,9 @@ async def _open(
     """GET from ``position``, or None when there is nothing left to read (at or past the end of the object)."""
     args: dict[str, Any] = {"Key": key}
     if position or end is not None:
-        args["Range"] = f"bytes={position}-" if end is None else f"bytes={position}-{max(end - 1, position)}"
+        args["Range"] = f"bytes={position}-" if end is None else f"bytes={position}-{end - 1}"
     if etag is not None:
         args["IfMatch"] = etag  # a resumed read must not splice two versions of an object
-    if end is not None and end == position:
-        await _check_offset(s3, path, key, offset)
-        return None
     try:
         response: dict[str, Any] = await s3.run(s3.client.get_object, Bucket=s3.bucket, **args)
     except ClientError as exc:
