@@ -383,12 +383,27 @@ def _auth(raw: dict[str, Any]) -> dict[str, Any] | None:
     return {str(provider): params}
 
 
+# a URL without a driver, or with a synchronous one, gets the async driver we ship for its database
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+}
+
+
+def _async_driver(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{_ASYNC_DRIVERS.get(scheme.lower(), scheme)}://{rest}"
+
+
 def _database_url(raw: dict[str, Any], storage: StorageConfig) -> str:
     url = _opt_str(raw, "database.url")
     if url and "://" not in url:
         raise ConfigError("database.url", "expected an SQLAlchemy URL like sqlite+aiosqlite:////abs/path/registry.db")
     if url:
-        return url
+        return _async_driver(url)
     if storage.driver == "inmemory":
         return "sqlite+aiosqlite:///:memory:"  # nothing persists with inmemory storage, so neither does metadata
     data_dir = storage.params["rootdirectory"] if storage.driver == "filesystem" else os.path.abspath("data")

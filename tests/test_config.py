@@ -450,3 +450,18 @@ def test_listen_host_port_rejects(addr: str) -> None:
     with pytest.raises(ConfigError) as caught:
         listen_host_port(addr)
     assert caught.value.key == "http.addr"
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("sqlite:////var/lib/registry/registry.db", "sqlite+aiosqlite:////var/lib/registry/registry.db"),
+        ("sqlite+pysqlite:///r.db", "sqlite+aiosqlite:///r.db"),
+        ("postgresql://registry@db/registry", "postgresql+asyncpg://registry@db/registry"),
+        ("postgres://registry@db/registry", "postgresql+asyncpg://registry@db/registry"),
+        ("postgresql+asyncpg://registry@db/registry", "postgresql+asyncpg://registry@db/registry"),
+    ],
+)
+def test_database_url_gets_an_async_driver(tmp_path: Path, given: str, used: str) -> None:
+    config = load(tmp_path, MINIMAL + f"database:\n  url: {given}\n")
+    assert config.database_url == used
