@@ -41,7 +41,7 @@ async def _insert_ignore(session: Writer, model: Any, rows: Sequence[dict[str, A
 # repositories
 
 
-_REPOSITORY_ID = plain(select(Repository.id).where(Repository.name == bindparam("name")))
+_REPOSITORY_ID = plain(select(Repository.id).where(Repository.name == bindparam("name")), point_lookup=True)
 _REPOSITORY_ID_LOCKED = _REPOSITORY_ID.with_for_update()
 
 
@@ -94,7 +94,8 @@ _LINKED_BLOB_SIZE = plain(
     select(Blob.size)
     .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
-    .where(Repository.name == bindparam("repo"), Blob.digest == bindparam("digest"))
+    .where(Repository.name == bindparam("repo"), Blob.digest == bindparam("digest")),
+    point_lookup=True,
 )
 
 
@@ -159,13 +160,15 @@ _MANIFEST_COLUMNS = (Manifest.id, Manifest.digest, Manifest.media_type, Manifest
 _MANIFEST_BY_DIGEST = plain(
     select(*_MANIFEST_COLUMNS)
     .join(Repository, Repository.id == Manifest.repository_id)
-    .where(Repository.name == bindparam("repo"), Manifest.digest == bindparam("digest"))
+    .where(Repository.name == bindparam("repo"), Manifest.digest == bindparam("digest")),
+    point_lookup=True,
 )
 _MANIFEST_BY_TAG = plain(
     select(*_MANIFEST_COLUMNS)
     .join(Tag, Tag.manifest_id == Manifest.id)
     .join(Repository, Repository.id == Tag.repository_id)
-    .where(Repository.name == bindparam("repo"), Tag.name == bindparam("tag"))
+    .where(Repository.name == bindparam("repo"), Tag.name == bindparam("tag")),
+    point_lookup=True,
 )
 
 

@@ -43,10 +43,13 @@ class Reader(Protocol):
     async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars: ...
 
 
-def plain(statement: _S) -> _S:
+def plain(statement: _S, *, point_lookup: bool = False) -> _S:
     """Mark a read whose columns need no type conversion (integers, text, bytes): on SQLite it then runs as plain
-    SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point lookup)."""
-    return statement.execution_options(plain_rows=True)
+    SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point lookup).
+
+    A ``point_lookup`` (a unique index probe returning a row or two) runs on the event loop itself on SQLite: it
+    takes microseconds, less than handing it to a thread and back."""
+    return statement.execution_options(plain_rows=True, point_lookup=point_lookup)
 
 
 class PlainRows:

@@ -50,25 +50,33 @@ class ThreadedReader:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._plain: dict[int, tuple[Executable, _PlainStatement]] = {}
+        self._inline: sqlite3.Connection | None = None
 
     def _run(self, statement: Executable, params: Params) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, params).freeze()
 
     def _run_plain(self, plain: _PlainStatement, params: Params) -> list[Any]:
+        return self._fetch(self._connection(), plain, params)
+
+    @staticmethod
+    def _fetch(connection: sqlite3.Connection, plain: _PlainStatement, params: Params) -> list[Any]:
         values = params or {}
         arguments = [values[name] if name in values else plain.defaults[name] for name in plain.names]
-        rows = self._connection().execute(plain.sql, arguments).fetchall()
+        rows = connection.execute(plain.sql, arguments).fetchall()
         return [plain.row._make(row) for row in rows]  # type: ignore[attr-defined]
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            uri = self._path.startswith("file:")
-            connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, uri=uri)
-            connection.execute("PRAGMA busy_timeout=30000")
-            connection.execute("PRAGMA query_only=ON")
-            self._local.connection = connection
+            connection = self._local.connection = self._open(busy_timeout=30000)
+        return connection
+
+    def _open(self, busy_timeout: int) -> sqlite3.Connection:
+        uri = self._path.startswith("file:")
+        connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, uri=uri)
+        connection.execute(f"PRAGMA busy_timeout={busy_timeout}")
+        connection.execute("PRAGMA query_only=ON")
         return connection
 
     def _compiled(self, statement: Executable) -> _PlainStatement:
@@ -83,16 +91,37 @@ class ThreadedReader:
             found = self._plain[id(statement)] = (statement, plain)  # the statement is kept alive with its id
         return found[1]
 
+    def _run_inline(self, plain: _PlainStatement, params: Params) -> list[Any] | None:
+        """A point lookup on the event loop's own connection, which never waits: None when SQLite is busy (a WAL
+        recovery or restart in another connection), and the caller then takes the thread path, which waits."""
+        connection = self._inline
+        if connection is None:
+            connection = self._inline = self._open(busy_timeout=0)
+        try:
+            return self._fetch(connection, plain, params)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return None
+            raise
+
     async def execute(self, statement: Executable, params: Params = None, /) -> Rows:
         loop = asyncio.get_running_loop()
-        if statement.get_execution_options().get("plain_rows"):
-            rows = await loop.run_in_executor(self._executor, self._run_plain, self._compiled(statement), params)
+        options = statement.get_execution_options()
+        if options.get("plain_rows"):
+            plain = self._compiled(statement)
+            if options.get("point_lookup"):
+                found = self._run_inline(plain, params)
+                if found is not None:
+                    return PlainRows(found)
+            rows = await loop.run_in_executor(self._executor, self._run_plain, plain, params)
             return PlainRows(rows)
         frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
         return frozen()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        if self._inline is not None:
+            self._inline.close()
         self._engine.dispose()
 
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any:

@@ -1,0 +1,55 @@
+"""The SQLite read paths: point lookups on the event loop, everything else (and a busy database) in threads."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry.db import migrate, queries
+from registry.db.engine import Database
+from registry.db.sqlite import ThreadedReader
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
+    database = Database(url)
+    await migrate.upgrade(database, url)
+    async with database.write() as session:
+        await queries.ensure_repository(session, "library/app")
+    yield database
+    await database.dispose()
+
+
+class _NoThreads:
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a point lookup went to a thread")
+
+
+async def test_a_point_lookup_runs_on_the_event_loop(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with database.read() as session:
+        assert isinstance(session, ThreadedReader)
+        monkeypatch.setattr(session, "_executor", _NoThreads())
+        assert await queries.repository_id(session, "library/app") == 1
+        assert await queries.repository_id(session, "library/none") is None
+        with pytest.raises(AssertionError, match="went to a thread"):
+            await queries.list_repositories(session, None, 10)  # a listing is no point lookup
+
+
+class _BusyConnection:
+    def execute(self, *args: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_busy_database_sends_the_lookup_to_a_waiting_thread(database: Database) -> None:
+    async with database.read() as session:
+        assert isinstance(session, ThreadedReader)
+        session._inline = _BusyConnection()  # type: ignore[assignment]
+        assert await queries.repository_id(session, "library/app") == 1
