@@ -11,12 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.content.paths import blob_path
+from registry.digests import Digest
 from tests.api_helpers import (
     API_VERSION,
     API_VERSION_HEADER,
     DRIVERS,
     OCTET,
     UNKNOWN_DIGEST,
+    app_of,
     assert_error,
     blob_status,
     client_for,
@@ -157,6 +160,18 @@ async def test_delete_blob(client: httpx.AsyncClient) -> None:
     assert_error(await client.delete(f"/v2/del/a/blobs/{digest}"), 404, "BLOB_UNKNOWN")
     assert await blob_status(client, "del/b", digest) == 200  # only that repository's link went
     assert_error(await client.delete(f"/v2/del/unknown/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+
+
+async def test_small_blobs_are_served_from_memory_while_linked(client: httpx.AsyncClient) -> None:
+    digest = await push_blob(client, "mem/a", DATA)
+    await push_blob(client, "mem/b", DATA)
+    assert (await client.get(f"/v2/mem/a/blobs/{digest}")).content == DATA
+    backend = app_of(client).state.services.backend
+    await backend.delete(blob_path(Digest.parse(digest)))  # storage is not asked again
+    response = await client.get(f"/v2/mem/b/blobs/{digest}")
+    assert (response.status_code, response.content) == (200, DATA)
+    assert (await client.delete(f"/v2/mem/a/blobs/{digest}")).status_code == 202
+    assert_error(await client.get(f"/v2/mem/a/blobs/{digest}"), 404, "BLOB_UNKNOWN")  # the link is asked every time
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection
 
 from registry.content import paths
@@ -11,11 +12,18 @@ from registry.digests import Digest
 from registry.errors import ErrorCode
 from storage_backends import PathNotFound, StorageBackend
 
+SMALL_CACHE_BYTES = 32 * 1024 * 1024
+SMALL_CACHE_ITEM = 64 * 1024
+
 
 class BlobStore:
     def __init__(self, backend: StorageBackend, db: Database) -> None:
         self.backend = backend
         self.db = db
+        # a digest's bytes never change, so small ones (configs, tiny layers, signatures) are kept in memory; whether
+        # a repository may see them is still asked of SQL on every request, so no replica serves what was deleted
+        self._small: OrderedDict[Digest, bytes] = OrderedDict()
+        self._small_bytes = 0
 
     async def size(self, repo: str, digest: Digest) -> int:
         async with self.db.read() as session:
@@ -28,7 +36,17 @@ class BlobStore:
         return self.backend.reader(paths.blob_path(digest), offset, length)
 
     async def read_small(self, digest: Digest) -> bytes:
-        return await self.backend.get_content(paths.blob_path(digest))
+        data = self._small.get(digest)
+        if data is not None:
+            self._small.move_to_end(digest)
+            return data
+        data = await self.backend.get_content(paths.blob_path(digest))
+        if len(data) <= SMALL_CACHE_ITEM and digest not in self._small:
+            self._small[digest] = data
+            self._small_bytes += len(data)
+            while self._small_bytes > SMALL_CACHE_BYTES:
+                self._small_bytes -= len(self._small.popitem(last=False)[1])
+        return data
 
     async def redirect_url(self, digest: Digest, method: str) -> str | None:
         return await self.backend.redirect_url(paths.blob_path(digest), method)
