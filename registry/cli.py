@@ -25,6 +25,7 @@ from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
 from registry.db import migrate
 from registry.db.engine import Database
+from registry.protocol import RegistryHttpProtocol
 from storage_backends import create_backend
 
 log = logging.getLogger("registry")
@@ -75,7 +76,7 @@ KEEP_ALIVE_SECONDS = 120
 def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
     options: dict[str, Any] = {
         "loop": "uvloop",
-        "http": "httptools",
+        "http": RegistryHttpProtocol,
         "access_log": not config.log_accesslog_disabled,
         "log_level": LOG_LEVELS.get(config.log_level, logging.DEBUG),
         "proxy_headers": True,

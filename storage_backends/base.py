@@ -64,6 +64,7 @@ class SingleUseWriter:
 
 class StorageBackend(Protocol):
     name: str
+    redirects: bool  # whether redirect_url can ever give a URL
 
     async def get_content(self, path: str) -> bytes: ...
 

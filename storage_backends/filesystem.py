@@ -256,6 +256,7 @@ class _FilesystemWriter:
 
 class FilesystemBackend:
     name = "filesystem"
+    redirects = False
 
     def __init__(self, rootdirectory: str = "/var/lib/registry", maxthreads: int | None = None) -> None:
         # maxthreads is distribution's limit on blocking threads; asyncio's default executor bounds ours

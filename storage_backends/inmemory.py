@@ -59,6 +59,7 @@ class _InMemoryWriter(SingleUseWriter):
 
 class InMemoryBackend:
     name = "inmemory"
+    redirects = False
 
     def __init__(self) -> None:
         self._files: dict[str, _File] = {}

@@ -41,6 +41,7 @@ _KNOWN_DIRS_LIMIT = 4096
 
 class S3Backend:
     name = "s3"
+    redirects = True
 
     def __init__(  # noqa: PLR0913 - distribution's parameter names, all keywords
         self,

@@ -49,6 +49,8 @@ class BlobStore:
         return data
 
     async def redirect_url(self, digest: Digest, method: str) -> str | None:
+        if not self.backend.redirects:
+            return None
         return await self.backend.redirect_url(paths.blob_path(digest), method)
 
     async def mount(self, repo: str, digest: Digest, sources: Collection[str] | None) -> int | None:

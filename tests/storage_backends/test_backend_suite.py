@@ -599,6 +599,7 @@ async def test_redirect_url_is_none_for_local_backends(backend: StorageBackend, 
     if backend.name not in ("filesystem", "inmemory"):
         pytest.skip("backends that can redirect are tested on their own")
     await backend.put_content(f"{prefix}/blob", b"x")
+    assert not backend.redirects
     assert await backend.redirect_url(f"{prefix}/blob") is None
     assert await backend.redirect_url(f"{prefix}/blob", "HEAD") is None
 
