@@ -56,6 +56,21 @@ def page_cache_mib_s(tmp: Path, total: int = 256 * w.MiB) -> float:
     return total / w.MiB / elapsed
 
 
+def durable_write_mib_s(tmp: Path, total: int) -> float:
+    """Write ``total`` bytes to a new file in 4 MiB pieces and fsync it: what storing an upload costs the machine,
+    before any HTTP or hashing (a registry that acknowledges only durable blobs cannot beat it)."""
+    path = tmp / "durable.bin"
+    piece = os.urandom(w.PIECE)
+    started = time.perf_counter()
+    with path.open("wb", buffering=0) as out:
+        for _ in range(total // w.PIECE):
+            out.write(piece)
+        os.fsync(out.fileno())
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    return total / w.MiB / elapsed
+
+
 def fmt(metric: w.Metric, value: float) -> str:
     return f"{value:,.3f} {metric.unit}" if value < 10 else f"{value:,.1f} {metric.unit}"
 
@@ -275,7 +290,11 @@ def main() -> None:
     rows: list[Row] = []
     notes: list[str] = []
     try:
-        limits = {"sha256": hash_mib_s(), "page cache": page_cache_mib_s(tmp)}
+        limits = {
+            "sha256": hash_mib_s(),
+            "page cache": page_cache_mib_s(tmp),
+            "durable write": durable_write_mib_s(tmp, big),
+        }
         bare.start()
         for server in servers:
             server.start()
@@ -421,7 +440,9 @@ def main() -> None:
     )
     print(
         f"Machine limits, same run: sha256 one core {limits['sha256']:,.1f} MiB/s (256 MiB in 4 MiB pieces); "
-        f"page-cache read {limits['page cache']:,.1f} MiB/s (256 MiB file, second read); bare framework "
+        f"page-cache read {limits['page cache']:,.1f} MiB/s (256 MiB file, second read); durable write "
+        f"{limits['durable write']:,.1f} MiB/s ({big // w.MiB} MiB to a new file in 4 MiB pieces, then fsync); "
+        "bare framework "
         f"{limits['bare']:,.1f} req/s (starlette {starlette.__version__} + uvicorn {uvicorn.__version__}, uvloop + "
         f"httptools, one route answering a fixed {len(bare_app.BODY)}-byte manifest, same wrk -t2 -c64, "
         f"median of {rounds}, interleaved with the manifest GET by tag rounds)."
@@ -430,6 +451,12 @@ def main() -> None:
         f"Our manifest GET by tag is {manifest_by_tag / limits['bare']:.2f}x the bare framework limit "
         f"({manifest_by_tag:,.1f} / {limits['bare']:,.1f} req/s)."
     )
+    uploads = [(m.name, values["ours"]) for m, values in rows if "PUT" in m.name and m.unit == "MiB/s"]
+    shares = "; ".join(
+        f"{name} {rate / limits['sha256']:.0%} of sha256, {rate / limits['durable write']:.0%} of durable write"
+        for name, rate in uploads
+    )
+    print(f"Our uploads against the machine limits: {shares}.")
     print("† wrk 4.1.0 hangs on HEAD responses (it waits for a body), so HEAD uses a raw-socket asyncio client")
     print("  in this process: 64 keep-alive connections, one request in flight each; client-bound sooner than wrk.")
     for note in notes:

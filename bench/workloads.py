@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -118,14 +119,40 @@ def chunked_patch(client: httpx.Client, source: BlobSource, repo: str) -> float:
 
 
 def blob_get(client: httpx.Client, repo: str, digest: str, size: int) -> float:
+    """Read with ``recv_into`` on a raw socket into one reused buffer: httpx's reader topped out near 400 MiB/s on
+    this machine, measuring the client instead of the server."""
+    url = client.base_url
     started = time.perf_counter()
-    received = 0
-    with client.stream("GET", f"/v2/{repo}/blobs/{digest}") as response:
-        _check(response, 200)
-        for chunk in response.iter_raw(PIECE):
-            received += len(chunk)
+    with socket.create_connection((url.host, url.port or 80)) as sock:
+        sock.sendall(f"GET /v2/{repo}/blobs/{digest} HTTP/1.1\r\nHost: {url.host}\r\n\r\n".encode())
+        received = _drain_response(sock)
     assert received == size, (received, size)
     return size / MiB / (time.perf_counter() - started)
+
+
+def _drain_response(sock: socket.socket) -> int:
+    """Read a 200 response with a Content-Length and discard its body; the body's size."""
+    buffer = bytearray(PIECE)
+    view = memoryview(buffer)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        count = sock.recv_into(view)
+        if not count:
+            raise RuntimeError(f"connection closed in the response head: {head!r}")
+        head += view[:count]
+    head, _, early = head.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    if status.split(" ")[1] != "200":
+        raise RuntimeError(f"GET: {status}")
+    fields = dict(line.lower().split(": ", 1) for line in lines)
+    length = int(fields["content-length"])
+    received = len(early)
+    while received < length:
+        count = sock.recv_into(view, min(PIECE, length - received))
+        if not count:
+            raise RuntimeError(f"connection closed after {received} of {length} bytes")
+        received += count
+    return received
 
 
 def blob_get_redirected(client: httpx.Client, repo: str, digest: str, size: int) -> float:
