@@ -211,18 +211,23 @@ async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
     return bool(result.rowcount)
 
 
+_TAGS_VERSION = plain(select(Repository.id, Repository.tags_version).where(Repository.name == bindparam("name")))
+
+
+async def tags_version(session: Reader, repo_name: str) -> tuple[int, int] | None:
+    """The repository's id and the version of its tags (any change to them bumps it), or None when there is none."""
+    row = (await session.execute(_TAGS_VERSION, {"name": repo_name})).first()
+    return None if row is None else (row.id, row.tags_version)
+
+
 _TAGS = plain(
-    select(Tag.name)
-    .join(Repository, Repository.id == Tag.repository_id)
-    .where(Repository.name == bindparam("repo"))
-    .order_by(Tag.name)
-    .limit(bindparam("limit"))
+    select(Tag.name).where(Tag.repository_id == bindparam("repo_id")).order_by(Tag.name).limit(bindparam("limit"))
 )
 _TAGS_AFTER = _TAGS.where(Tag.name > bindparam("last"))
 
 
-async def list_tags(session: Reader, repo_name: str, last: str | None, limit: int) -> list[str]:
-    params = {"repo": repo_name, "limit": limit, "last": last}
+async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int) -> list[str]:
+    params = {"repo_id": repo_id, "limit": limit, "last": last}
     return list((await session.scalars(_TAGS if last is None else _TAGS_AFTER, params)).all())
 
 
