@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +13,8 @@ from starlette.responses import JSONResponse
 from registry.content.tags import TagLists, TagPage
 from registry.db import queries
 from registry.db.engine import Database
-from tests.api_helpers import app_of, push_blob, push_image, put_manifest
+from registry.db.sqlite import ThreadedReader
+from tests.api_helpers import app_of, assert_error, client_for, push_blob, push_image, put_manifest
 from tests.test_listing import TAGS, tag_all
 
 
@@ -107,3 +110,26 @@ async def test_pages_of_a_kept_list(client: httpx.AsyncClient) -> None:
     assert await lists.page("list/me", None, 2) == TagPage(["a", "b"], True, b'{"name":"list/me","tags":["a","b"]}')
     assert await lists.page("list/me", "b", 2) == TagPage(["c"], False, b'{"name":"list/me","tags":["c"]}')
     assert await lists.page("list/me", "a", 0) == TagPage([], False, b'{"name":"list/me","tags":[]}')
+
+
+class BusyConnection:
+    """What the event loop's SQLite connection meets while another process holds a lock it must not wait for."""
+
+    def execute(self, *args: Any) -> Any:
+        busy = sqlite3.OperationalError("database is locked")
+        busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+        raise busy
+
+    def close(self) -> None:
+        pass
+
+
+async def test_the_version_lookup_takes_a_thread_when_sqlite_is_busy(tmp_path: Path) -> None:
+    # it runs on the event loop, never waiting for a lock there: busy, it goes to a reader thread, which may wait
+    async with client_for(tmp_path, "inmemory") as client:
+        await tag_all(client, "list/me", ["a", "b"])
+        reader = database(client)._reader
+        assert isinstance(reader, ThreadedReader)
+        reader._inline = BusyConnection()  # type: ignore[assignment]
+        assert (await client.get("/v2/list/me/tags/list")).json() == {"name": "list/me", "tags": ["a", "b"]}
+        assert_error(await client.get("/v2/list/other/tags/list"), 404, "NAME_UNKNOWN")

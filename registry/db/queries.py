@@ -19,7 +19,7 @@ from registry.db.models import (
     Upload,
     utcnow,
 )
-from registry.db.sessions import Reader, Writer, plain
+from registry.db.sessions import Reader, Writer, inline, plain
 
 
 def _insert(session: Writer, model: Any) -> Any:
@@ -211,7 +211,7 @@ async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
     return bool(result.rowcount)
 
 
-_TAGS_VERSION = plain(select(Repository.id, Repository.tags_version).where(Repository.name == bindparam("name")))
+_TAGS_VERSION = inline(select(Repository.id, Repository.tags_version).where(Repository.name == bindparam("name")))
 
 
 async def tags_version(session: Reader, repo_name: str) -> tuple[int, int] | None:

@@ -41,7 +41,8 @@ class _PlainStatement:
 class ThreadedReader:
     """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
     (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds. Statements
-    marked ``plain`` run as their compiled SQL on one read-only sqlite3 connection per thread."""
+    marked ``plain`` run as their compiled SQL on one read-only sqlite3 connection per thread; those marked
+    ``inline`` run on the event loop's own connection, which never waits for a lock (busy: they take a thread)."""
 
     def __init__(self, engine: Engine, path: str, threads: int = 4) -> None:
         self._engine = engine
@@ -50,25 +51,42 @@ class ThreadedReader:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._plain: dict[int, tuple[Executable, _PlainStatement]] = {}
+        self._inline: sqlite3.Connection | None = None
 
     def _run(self, statement: Executable, params: Params) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, params).freeze()
 
-    def _run_plain(self, plain: _PlainStatement, params: Params) -> list[Any]:
+    def _run_plain(
+        self, plain: _PlainStatement, params: Params, connection: sqlite3.Connection | None = None
+    ) -> list[Any]:
         values = params or {}
         arguments = [values[name] if name in values else plain.defaults[name] for name in plain.names]
-        rows = self._connection().execute(plain.sql, arguments).fetchall()
+        rows = (connection or self._connection()).execute(plain.sql, arguments).fetchall()
         return [plain.row._make(row) for row in rows]  # type: ignore[attr-defined]
+
+    def _run_inline(self, plain: _PlainStatement, params: Params) -> list[Any] | None:
+        """On the event loop, where a thread hop would cost several times the lookup; None when SQLite is busy."""
+        if self._inline is None:
+            self._inline = self._open(busy_timeout_ms=0)
+        try:
+            return self._run_plain(plain, params, self._inline)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            uri = self._path.startswith("file:")
-            connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, uri=uri)
-            connection.execute("PRAGMA busy_timeout=30000")
-            connection.execute("PRAGMA query_only=ON")
-            self._local.connection = connection
+            connection = self._local.connection = self._open(busy_timeout_ms=30_000)
+        return connection
+
+    def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        uri = self._path.startswith("file:")
+        connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, uri=uri)
+        connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        connection.execute("PRAGMA query_only=ON")
         return connection
 
     def _compiled(self, statement: Executable) -> _PlainStatement:
@@ -85,14 +103,20 @@ class ThreadedReader:
 
     async def execute(self, statement: Executable, params: Params = None, /) -> Rows:
         loop = asyncio.get_running_loop()
-        if statement.get_execution_options().get("plain_rows"):
-            rows = await loop.run_in_executor(self._executor, self._run_plain, self._compiled(statement), params)
+        options = statement.get_execution_options()
+        if options.get("plain_rows"):
+            plain = self._compiled(statement)
+            rows = self._run_inline(plain, params) if options.get("inline") else None
+            if rows is None:
+                rows = await loop.run_in_executor(self._executor, self._run_plain, plain, params)
             return PlainRows(rows)
         frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
         return frozen()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        if self._inline is not None:
+            self._inline.close()
         self._engine.dispose()
 
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
