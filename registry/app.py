@@ -20,6 +20,7 @@ from registry.config import Config
 from registry.content.blobs import BlobStore
 from registry.content.manifests import ManifestStore
 from registry.content.purge import purge_until
+from registry.content.tags import TagLists
 from registry.content.uploads import UploadStore
 from registry.db.engine import Database
 from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_response
@@ -86,7 +87,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         store = backend or create_backend(config.storage.driver, config.storage.params)
         db = database or Database(config.database_url)
         blobs, uploads = BlobStore(store, db), UploadStore(store, db)
-        app.state.services = Services(config, db, store, blobs, uploads, ManifestStore(db, blobs))
+        app.state.services = Services(config, db, store, blobs, uploads, ManifestStore(db, blobs), TagLists(db))
         purging, stop = config.storage.upload_purging, asyncio.Event()
         purge = purging.get("enabled") and not config.storage.read_only
         purger = asyncio.create_task(purge_until(stop, uploads, purging)) if purge else None

@@ -12,10 +12,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from registry.config import Config
 from tests.api_helpers import (
     assert_error,
+    client_on,
     image_manifest,
     push_blob,
+    push_image,
     put_manifest,
 )
 
@@ -102,6 +105,41 @@ async def test_tags_of_unknown_repository(client: httpx.AsyncClient) -> None:
     await tag_all(client, "list/me", ["t"])
     for name in ("list/other", "list", "list/me/deeper"):
         assert_error(await client.get(f"/v2/{name}/tags/list"), 404, "NAME_UNKNOWN")
+
+
+async def test_existing_repository_without_tags_lists_none(client: httpx.AsyncClient) -> None:
+    # a repository exists once it holds a blob: 200 with an empty list, not NAME_UNKNOWN (distribution alike)
+    await push_blob(client, "list/me", b"content")
+    response = await client.get("/v2/list/me/tags/list")
+    assert response.status_code == 200
+    assert response.json() == {"name": "list/me", "tags": []}
+
+
+async def tag_names(client: httpx.AsyncClient, name: str) -> list[str]:
+    response = await client.get(f"/v2/{name}/tags/list")
+    assert response.status_code == 200, response.text
+    tags: list[str] = response.json()["tags"]
+    return tags
+
+
+@pytest.mark.parametrize("writer", ["this replica", "another replica"])
+async def test_tags_list_follows_every_change(config: Config, writer: str) -> None:
+    # replicas share only the database: a list one of them keeps must never outlive a change made through another
+    async with client_on(config) as reader, client_on(config) as other:
+        client = reader if writer == "this replica" else other
+        await tag_all(client, "list/me", ["b", "a"])
+        assert await tag_names(reader, "list/me") == ["a", "b"]
+        await tag_all(client, "list/me", ["c"])
+        assert await tag_names(reader, "list/me") == ["a", "b", "c"]
+        assert (await client.delete("/v2/list/me/manifests/a")).status_code == 202
+        assert await tag_names(reader, "list/me") == ["b", "c"]
+        body, digest = await push_image(client, "list/me", "d", seed="second")
+        assert (await put_manifest(client, "list/me", "b", body)).status_code == 201  # "b" moves to it
+        assert await tag_names(reader, "list/me") == ["b", "c", "d"]
+        # deleting a manifest deletes the tags pointing to it
+        assert (await client.delete(f"/v2/list/me/manifests/{digest}")).status_code == 202
+        assert await tag_names(reader, "list/me") == ["c"]
+        assert (await reader.get("/v2/list/me/tags/list?n=1&last=b")).json()["tags"] == ["c"]
 
 
 async def test_catalog_sorted_and_paginated(client: httpx.AsyncClient) -> None:

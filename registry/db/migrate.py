@@ -19,7 +19,7 @@ MIGRATION_LOCK = 0x72656769  # any constant shared by every replica
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 # the newest revision in migrations/versions (a test keeps them equal): a database already there starts without
 # loading Alembic at all, which is most of a restart's import time
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -5,7 +5,7 @@ find what nothing references with a query.
                   ├─ manifests ─┬─ manifest_blobs ── blobs      (config and layers)
                   │             ├─ manifest_references          (index -> child manifest)
                   │             └─ subject_digest               (referrers)
-                  └─ tags ── manifests
+                  └─ tags ── manifests                  (a change bumps repositories.tags_version)
     uploads (by repository name)                                (sessions; their bytes live in storage)
 """
 
@@ -43,6 +43,8 @@ class Repository(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(Name, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # bumped by triggers on ``tags`` (migration 0002) in the statement that changes any of the repository's tags
+    tags_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class Blob(Base):

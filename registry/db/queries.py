@@ -19,7 +19,7 @@ from registry.db.models import (
     Upload,
     utcnow,
 )
-from registry.db.sessions import Reader, Writer, plain
+from registry.db.sessions import Reader, Writer, inline, plain
 
 
 def _insert(session: Writer, model: Any) -> Any:
@@ -41,7 +41,7 @@ async def _insert_ignore(session: Writer, model: Any, rows: Sequence[dict[str, A
 # repositories
 
 
-_REPOSITORY_ID = plain(select(Repository.id).where(Repository.name == bindparam("name")), point_lookup=True)
+_REPOSITORY_ID = inline(select(Repository.id).where(Repository.name == bindparam("name")))
 _REPOSITORY_ID_LOCKED = _REPOSITORY_ID.with_for_update()
 
 
@@ -90,12 +90,11 @@ async def unlink_blob(session: Writer, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)
 
 
-_LINKED_BLOB_SIZE = plain(
+_LINKED_BLOB_SIZE = inline(
     select(Blob.size)
     .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
-    .where(Repository.name == bindparam("repo"), Blob.digest == bindparam("digest")),
-    point_lookup=True,
+    .where(Repository.name == bindparam("repo"), Blob.digest == bindparam("digest"))
 )
 
 
@@ -157,18 +156,16 @@ async def insert_manifest(
 _MANIFEST_COLUMNS = (Manifest.id, Manifest.digest, Manifest.media_type, Manifest.size, Manifest.payload)
 
 
-_MANIFEST_BY_DIGEST = plain(
+_MANIFEST_BY_DIGEST = inline(
     select(*_MANIFEST_COLUMNS)
     .join(Repository, Repository.id == Manifest.repository_id)
-    .where(Repository.name == bindparam("repo"), Manifest.digest == bindparam("digest")),
-    point_lookup=True,
+    .where(Repository.name == bindparam("repo"), Manifest.digest == bindparam("digest"))
 )
-_MANIFEST_BY_TAG = plain(
+_MANIFEST_BY_TAG = inline(
     select(*_MANIFEST_COLUMNS)
     .join(Tag, Tag.manifest_id == Manifest.id)
     .join(Repository, Repository.id == Tag.repository_id)
-    .where(Repository.name == bindparam("repo"), Tag.name == bindparam("tag")),
-    point_lookup=True,
+    .where(Repository.name == bindparam("repo"), Tag.name == bindparam("tag"))
 )
 
 
@@ -214,18 +211,23 @@ async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
     return bool(result.rowcount)
 
 
+_TAGS_VERSION = inline(select(Repository.id, Repository.tags_version).where(Repository.name == bindparam("name")))
+
+
+async def tags_version(session: Reader, repo_name: str) -> tuple[int, int] | None:
+    """The repository's id and the version of its tags (any change to them bumps it), or None when there is none."""
+    row = (await session.execute(_TAGS_VERSION, {"name": repo_name})).first()
+    return None if row is None else (row.id, row.tags_version)
+
+
 _TAGS = plain(
-    select(Tag.name)
-    .join(Repository, Repository.id == Tag.repository_id)
-    .where(Repository.name == bindparam("repo"))
-    .order_by(Tag.name)
-    .limit(bindparam("limit"))
+    select(Tag.name).where(Tag.repository_id == bindparam("repo_id")).order_by(Tag.name).limit(bindparam("limit"))
 )
 _TAGS_AFTER = _TAGS.where(Tag.name > bindparam("last"))
 
 
-async def list_tags(session: Reader, repo_name: str, last: str | None, limit: int) -> list[str]:
-    params = {"repo": repo_name, "limit": limit, "last": last}
+async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int) -> list[str]:
+    params = {"repo_id": repo_id, "limit": limit, "last": last}
     return list((await session.scalars(_TAGS if last is None else _TAGS_AFTER, params)).all())
 
 

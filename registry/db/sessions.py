@@ -43,13 +43,16 @@ class Reader(Protocol):
     async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars: ...
 
 
-def plain(statement: _S, *, point_lookup: bool = False) -> _S:
+def plain(statement: _S) -> _S:
     """Mark a read whose columns need no type conversion (integers, text, bytes): on SQLite it then runs as plain
-    SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point lookup).
+    SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point lookup)."""
+    return statement.execution_options(plain_rows=True)
 
-    A ``point_lookup`` (a unique index probe returning a row or two) runs on the event loop itself on SQLite: it
-    takes microseconds, less than handing it to a thread and back."""
-    return statement.execution_options(plain_rows=True, point_lookup=point_lookup)
+
+def inline(statement: _S) -> _S:
+    """Mark a ``plain`` lookup of one small row by a unique index: on SQLite it then runs on the event loop, as a
+    thread hop costs several times more (its own connection never waits for a lock: when busy, it takes a thread)."""
+    return plain(statement).execution_options(inline=True)
 
 
 class PlainRows:

@@ -41,7 +41,8 @@ class _PlainStatement:
 class ThreadedReader:
     """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
     (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds. Statements
-    marked ``plain`` run as their compiled SQL on one read-only sqlite3 connection per thread."""
+    marked ``plain`` run as their compiled SQL on one read-only sqlite3 connection per thread; those marked
+    ``inline`` run on the event loop's own connection, which never waits for a lock (busy: they take a thread)."""
 
     def __init__(self, engine: Engine, path: str, threads: int = 4) -> None:
         self._engine = engine
@@ -56,26 +57,35 @@ class ThreadedReader:
         with self._engine.connect() as connection:
             return connection.execute(statement, params).freeze()
 
-    def _run_plain(self, plain: _PlainStatement, params: Params) -> list[Any]:
-        return self._fetch(self._connection(), plain, params)
-
-    @staticmethod
-    def _fetch(connection: sqlite3.Connection, plain: _PlainStatement, params: Params) -> list[Any]:
+    def _run_plain(
+        self, plain: _PlainStatement, params: Params, connection: sqlite3.Connection | None = None
+    ) -> list[Any]:
         values = params or {}
         arguments = [values[name] if name in values else plain.defaults[name] for name in plain.names]
-        rows = connection.execute(plain.sql, arguments).fetchall()
+        rows = (connection or self._connection()).execute(plain.sql, arguments).fetchall()
         return [plain.row._make(row) for row in rows]  # type: ignore[attr-defined]
+
+    def _run_inline(self, plain: _PlainStatement, params: Params) -> list[Any] | None:
+        """On the event loop, where a thread hop would cost several times the lookup; None when SQLite is busy."""
+        if self._inline is None:
+            self._inline = self._open(busy_timeout_ms=0)
+        try:
+            return self._run_plain(plain, params, self._inline)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = self._local.connection = self._open(busy_timeout=30000)
+            connection = self._local.connection = self._open(busy_timeout_ms=30_000)
         return connection
 
-    def _open(self, busy_timeout: int) -> sqlite3.Connection:
+    def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
         uri = self._path.startswith("file:")
         connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, uri=uri)
-        connection.execute(f"PRAGMA busy_timeout={busy_timeout}")
+        connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         connection.execute("PRAGMA query_only=ON")
         return connection
 
@@ -91,29 +101,14 @@ class ThreadedReader:
             found = self._plain[id(statement)] = (statement, plain)  # the statement is kept alive with its id
         return found[1]
 
-    def _run_inline(self, plain: _PlainStatement, params: Params) -> list[Any] | None:
-        """A point lookup on the event loop's own connection, which never waits: None when SQLite is busy (a WAL
-        recovery or restart in another connection), and the caller then takes the thread path, which waits."""
-        connection = self._inline
-        if connection is None:
-            connection = self._inline = self._open(busy_timeout=0)
-        try:
-            return self._fetch(connection, plain, params)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                return None
-            raise
-
     async def execute(self, statement: Executable, params: Params = None, /) -> Rows:
         loop = asyncio.get_running_loop()
         options = statement.get_execution_options()
         if options.get("plain_rows"):
             plain = self._compiled(statement)
-            if options.get("point_lookup"):
-                found = self._run_inline(plain, params)
-                if found is not None:
-                    return PlainRows(found)
-            rows = await loop.run_in_executor(self._executor, self._run_plain, plain, params)
+            rows = self._run_inline(plain, params) if options.get("inline") else None
+            if rows is None:
+                rows = await loop.run_in_executor(self._executor, self._run_plain, plain, params)
             return PlainRows(rows)
         frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
         return frozen()

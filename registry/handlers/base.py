@@ -10,6 +10,7 @@ from starlette.responses import Response
 from registry.config import Config
 from registry.content.blobs import BlobStore
 from registry.content.manifests import ManifestStore
+from registry.content.tags import TagLists
 from registry.content.uploads import UploadStore
 from registry.db.engine import Database
 from registry.digests import Digest
@@ -26,6 +27,7 @@ class Services:
     blobs: BlobStore
     uploads: UploadStore
     manifests: ManifestStore
+    tags: TagLists
 
 
 def services(request: Request) -> Services:

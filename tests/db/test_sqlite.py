@@ -1,8 +1,8 @@
-"""The SQLite read paths: point lookups on the event loop, everything else (and a busy database) in threads."""
+"""The SQLite read paths: point lookups on the event loop, everything else in threads (a busy database:
+``tests/test_tag_lists.py``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,18 +38,3 @@ async def test_a_point_lookup_runs_on_the_event_loop(database: Database, monkeyp
         assert await queries.repository_id(session, "library/none") is None
         with pytest.raises(AssertionError, match="went to a thread"):
             await queries.list_repositories(session, None, 10)  # a listing is no point lookup
-
-
-class _BusyConnection:
-    def execute(self, *args: Any) -> Any:
-        raise sqlite3.OperationalError("database is locked")
-
-    def close(self) -> None:
-        pass
-
-
-async def test_a_busy_database_sends_the_lookup_to_a_waiting_thread(database: Database) -> None:
-    async with database.read() as session:
-        assert isinstance(session, ThreadedReader)
-        session._inline = _BusyConnection()  # type: ignore[assignment]
-        assert await queries.repository_id(session, "library/app") == 1
