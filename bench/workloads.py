@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -412,11 +413,22 @@ def create_tags(base_urls: list[str], repo: str, manifest: bytes, count: int) ->
 
 
 def list_tags(client: httpx.Client, repo: str, expected: int, count: int = 20) -> float:
-    """Seconds for ``count`` full GET tags/list."""
+    """Seconds for ``count`` full GET tags/list on one keep-alive connection of the standard library's client:
+    httpx spent about 1 ms of client CPU on each 10,000-tag body, as much as our server did."""
+    url = client.base_url
+    connection = http.client.HTTPConnection(url.host, url.port or 80, timeout=TIMEOUT.read)
     started = time.perf_counter()
-    for _ in range(count):
-        tags = _check(client.get(f"/v2/{repo}/tags/list"), 200).json()["tags"]
-        assert len(tags) >= expected, len(tags)
+    try:
+        for _ in range(count):
+            connection.request("GET", f"/v2/{repo}/tags/list")
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET tags/list: {response.status} {body[:200]!r}")
+            tags = json.loads(body)["tags"]
+            assert len(tags) >= expected, len(tags)
+    finally:
+        connection.close()
     return time.perf_counter() - started
 
 
