@@ -80,6 +80,7 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
         "log_level": LOG_LEVELS.get(config.log_level, logging.DEBUG),
         "proxy_headers": True,
         "server_header": False,
+        "ws": "none",  # no websocket routes: the websockets library is never imported
         "workers": workers if workers > 1 else None,
         # an idle keep-alive connection outlives the client's (Go's HTTP client, docker's, forgets one after 90 s):
         # a server that closes first races the client's next request, and a POST lost that way is not retried

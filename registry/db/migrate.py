@@ -33,8 +33,8 @@ def alembic_config(url: str) -> AlembicConfig:
 
 async def current_revision(database: Database) -> str | None:
     try:
-        async with database.engine.connect() as connection:
-            found = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        async with database.read() as session:  # on SQLite, without building the async engine
+            found = await session.scalar(text("SELECT version_num FROM alembic_version"))
     except DBAPIError:  # no such table: a new database
         return None
     return None if found is None else str(found)
