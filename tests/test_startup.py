@@ -1,0 +1,77 @@
+"""What ``registry serve`` loads: with the default setup (filesystem storage, SQLite at head, no auth) none of the
+heavy libraries that only other configurations need, so that they never cost start-up time or memory."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from registry.cli import main
+
+# each was once imported on the default path: S3's client, token auth, migrations, the async engine, websockets
+NOT_ON_THE_DEFAULT_PATH = (
+    "boto3",
+    "botocore",
+    "cryptography",
+    "alembic",
+    "sqlalchemy.ext.asyncio",
+    "aiosqlite",
+    "websockets",
+)
+
+# the real `registry serve`, stopped by SIGTERM after its first 200 on /v2/; then the heavy modules it loaded
+SERVE_ONCE = """
+import http.client, os, signal, sys, threading, time
+from registry.cli import main
+
+def stop_after_first_200(port):
+    while True:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/v2/")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            time.sleep(0.02)
+    print("answered", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+config, port, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+threading.Thread(target=stop_after_first_200, args=(port,), daemon=True).start()
+try:
+    main(["serve", config])
+finally:
+    print("loaded:", *[name for name in names if name in sys.modules], flush=True)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _config(tmp_path: Path, port: int) -> str:
+    path = tmp_path / "config.yml"
+    data = tmp_path / "data"
+    path.write_text(
+        "version: 0.1\nlog:\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {data}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+        f"database:\n  url: sqlite+aiosqlite:///{data}/registry.db\n"
+    )
+    return str(path)
+
+
+def test_serve_with_the_default_setup_loads_no_heavy_library(tmp_path: Path) -> None:
+    assert all(importlib.util.find_spec(name) for name in NOT_ON_THE_DEFAULT_PATH)  # installed: absence means lazy
+    port = _free_port()
+    config = _config(tmp_path, port)
+    main(["migrate", config])  # a restart: the database is at head, so serving runs no Alembic
+    args = [sys.executable, "-c", SERVE_ONCE, config, str(port), *NOT_ON_THE_DEFAULT_PATH]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["answered", "loaded:"], done.stdout + done.stderr
