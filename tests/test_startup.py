@@ -11,7 +11,8 @@ from pathlib import Path
 
 from registry.cli import main
 
-# each was once imported on the default path: S3's client, token auth, migrations, the async engine, websockets
+# each was once imported on the default path: S3's client, token auth, migrations, the async engine and the ORM,
+# websockets
 NOT_ON_THE_DEFAULT_PATH = (
     "boto3",
     "botocore",
@@ -19,6 +20,7 @@ NOT_ON_THE_DEFAULT_PATH = (
     "alembic",
     "sqlalchemy.ext.asyncio",
     "aiosqlite",
+    "sqlalchemy.orm",
     "websockets",
 )
 

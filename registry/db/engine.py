@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import Session
 
 from registry.db.sessions import Reader, Writer
 from registry.db.sqlite import ThreadedReader, ThreadedWriter, sync_engine, take_over_transactions
@@ -98,7 +97,7 @@ class Database:
                 yield session
             return
         async with self._write_lock:
-            writer = ThreadedWriter(Session(self._writer, expire_on_commit=False), self._write_thread)
+            writer = ThreadedWriter(self._writer, self._write_thread)
             try:
                 yield writer
             except BaseException:
