@@ -1,7 +1,7 @@
-"""The database: an async SQLAlchemy engine (migrations, PostgreSQL), and the two kinds of session the queries use:
-reads, and write transactions that take SQLite's write lock up front. On SQLite both run through the threaded
-sessions of ``registry.db.sqlite``, and the async engine (with ``sqlalchemy.ext.asyncio`` and aiosqlite) is built
-only if migrations run."""
+"""The database: an async SQLAlchemy engine (PostgreSQL and its migrations), and the two kinds of session the
+queries use: reads, and write transactions that take SQLite's write lock up front. On SQLite both run through the
+threaded sessions of ``registry.db.sqlite``, and so do migrations: the async engine (``sqlalchemy.ext.asyncio``,
+aiosqlite and the ORM with it) is never built."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import asyncio
 import atexit
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 
 from registry.db.sessions import Reader, Writer
 from registry.db.sqlite import ThreadedReader, ThreadedWriter, sync_engine, take_over_transactions
@@ -76,7 +76,7 @@ class Database:
 
     @property
     def engine(self) -> AsyncEngine:
-        """The async engine: PostgreSQL's sessions, and migrations (built at first use)."""
+        """The async engine (built at first use): PostgreSQL's sessions and migrations."""
         if self._engine is None:
             self._engine = _async_engine(self._url, self.is_sqlite)
         return self._engine
@@ -104,6 +104,18 @@ class Database:
                 await writer.finish(commit=False)
                 raise
             await writer.finish(commit=True)
+
+    async def in_write_transaction(self, function: Callable[[Connection], None]) -> None:
+        """SQLite: ``function`` on a plain connection in one write transaction (BEGIN IMMEDIATE), in the writer's
+        thread, committed when it returns."""
+        assert self._reader is not None, "SQLite only"
+
+        def run() -> None:
+            with self._writer.begin() as connection:
+                function(connection)
+
+        async with self._write_lock:
+            await asyncio.get_running_loop().run_in_executor(self._write_thread, run)
 
     async def dispose(self) -> None:
         if self._engine is not None:

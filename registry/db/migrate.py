@@ -52,8 +52,10 @@ async def upgrade(database: Database, url: str, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     # replicas may start together: one migrates while the others wait, then find nothing left to do
-    engine = database.engine.execution_options(sqlite_immediate=True)
-    async with engine.begin() as connection:
+    if database.is_sqlite:  # in SQLite's write transaction, on a plain connection: no async engine, no aiosqlite
+        await database.in_write_transaction(_upgrade)
+        return
+    async with database.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade)
