@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import gc
 import logging
 import os
 import signal
@@ -156,6 +157,7 @@ def serve(config_path: str | None, workers: int | None) -> None:
     options = _uvicorn_options(config, count)
     where = options.get("uds") or f"{options.get('host')}:{options.get('port')}"
     log.info("registry %s on %s, storage %s, %d worker(s)", __version__, where, config.storage.driver, count)
+    _start_collecting()
     if count > 1:
         if config_path:
             os.environ[CONFIG_ENV] = os.path.abspath(config_path)
@@ -166,12 +168,21 @@ def serve(config_path: str | None, workers: int | None) -> None:
         uvicorn.run(create_app(config), **options)
 
 
+def _start_collecting() -> None:
+    """What start-up made lives as long as the server: frozen, the garbage collector (off until now when started by
+    ``registry/__main__.py``) never walks it again."""
+    gc.freeze()
+    gc.enable()
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command != "serve":
+        gc.enable()
     try:
         if args.command == "serve":
             serve(args.config, args.workers)

@@ -1,5 +1,6 @@
 """What ``registry serve`` loads: with the default setup (filesystem storage, SQLite at head, no auth) none of the
-heavy libraries that only other configurations need, so that they never cost start-up time or memory."""
+heavy libraries that only other configurations need, so that they never cost start-up time or memory. And the
+garbage collector, off while it starts, is on again once it serves."""
 
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ NOT_ON_THE_DEFAULT_PATH = (
     "websockets",
 )
 
-# the real `registry serve`, stopped by SIGTERM after its first 200 on /v2/; then the heavy modules it loaded
+# the real `python -m registry serve`, stopped by SIGTERM after its first 200 on /v2/; then the heavy modules it
+# loaded, and the collector's state
 SERVE_ONCE = """
-import http.client, os, signal, sys, threading, time
-from registry.cli import main
+import gc, http.client, os, signal, sys, threading, time
+from registry.__main__ import main
 
 def stop_after_first_200(port):
     while True:
@@ -43,10 +45,12 @@ def stop_after_first_200(port):
 
 config, port, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 threading.Thread(target=stop_after_first_200, args=(port,), daemon=True).start()
+sys.argv = ["registry", "serve", config]
 try:
-    main(["serve", config])
+    main()
 finally:
     print("loaded:", *[name for name in names if name in sys.modules], flush=True)
+    print("collecting:", gc.isenabled(), "frozen:", gc.get_freeze_count() > 0, flush=True)
 """
 
 
@@ -68,7 +72,7 @@ def _config(tmp_path: Path, port: int) -> str:
     return str(path)
 
 
-def test_serve_with_the_default_setup_loads_no_heavy_library(tmp_path: Path) -> None:
+def test_serve_with_the_default_setup_loads_no_heavy_library_and_collects_garbage(tmp_path: Path) -> None:
     assert all(importlib.util.find_spec(name) for name in NOT_ON_THE_DEFAULT_PATH)  # installed: absence means lazy
     port = _free_port()
     config = _config(tmp_path, port)
@@ -76,4 +80,5 @@ def test_serve_with_the_default_setup_loads_no_heavy_library(tmp_path: Path) -> 
     args = [sys.executable, "-c", SERVE_ONCE, config, str(port), *NOT_ON_THE_DEFAULT_PATH]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["answered", "loaded:"], done.stdout + done.stderr
+    expected = ["answered", "loaded:", "collecting: True frozen: True"]
+    assert done.stdout.splitlines() == expected, done.stdout + done.stderr
