@@ -1,16 +1,22 @@
-"""What ``registry serve`` loads: with the default setup (filesystem storage, SQLite at head, no auth) none of the
-heavy libraries that only other configurations need, so that they never cost start-up time or memory. And the
-garbage collector, off while it starts, is on again once it serves."""
+"""What ``registry serve`` loads: with the default setup (filesystem storage, SQLite, no auth) none of the heavy
+libraries that only other configurations need, nor Alembic, which migrates a new database in a forked child; so
+that they never cost start-up time or memory. And the garbage collector, off while it starts, is on again once it
+serves."""
 
 from __future__ import annotations
 
 import importlib.util
 import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from registry.cli import main
+from registry.db import migrate
 
 # each was once imported on the default path: S3's client, token auth, migrations, the async engine and the ORM,
 # websockets
@@ -72,13 +78,29 @@ def _config(tmp_path: Path, port: int) -> str:
     return str(path)
 
 
-def test_serve_with_the_default_setup_loads_no_heavy_library_and_collects_garbage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["new", "at head"])
+def test_serve_with_the_default_setup_loads_no_heavy_library_and_collects_garbage(
+    tmp_path: Path, database: str
+) -> None:
     assert all(importlib.util.find_spec(name) for name in NOT_ON_THE_DEFAULT_PATH)  # installed: absence means lazy
     port = _free_port()
     config = _config(tmp_path, port)
-    main(["migrate", config])  # a restart: the database is at head, so serving runs no Alembic
+    if database == "at head":
+        main(["migrate", config])  # a restart: no Alembic at all
     args = [sys.executable, "-c", SERVE_ONCE, config, str(port), *NOT_ON_THE_DEFAULT_PATH]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr
     expected = ["answered", "loaded:", "collecting: True frozen: True"]
     assert done.stdout.splitlines() == expected, done.stdout + done.stderr
+    with closing(sqlite3.connect(tmp_path / "data" / "registry.db")) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.HEAD_REVISION,)]
+
+
+def test_serve_stops_when_migrating_fails(tmp_path: Path) -> None:
+    config = _config(tmp_path, _free_port())
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "registry.db").write_bytes(b"not a database\n" * 512)
+    args = [sys.executable, "-m", "registry", "serve", config]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
+    assert done.returncode == 1, done.stderr
+    assert "file is not a database" in done.stderr and "migrating the database failed" in done.stderr, done.stderr
