@@ -74,7 +74,7 @@ async def _at_head(config: Config) -> bool:
         await database.dispose()
 
 
-def _migrate_apart(config: Config) -> None:
+def _migrate_in_child(config: Config) -> None:
     """Migrating loads Alembic, Mako, Pygments and four SQL dialects (about 12 MiB) that a server would then keep
     for life: a database behind head is migrated by a forked child, so the server never imports them."""
     if asyncio.run(_at_head(config)):
@@ -182,7 +182,7 @@ def serve(config_path: str | None, workers: int | None) -> None:
     _setup_logging(config)
     for section in config.ignored_sections:
         log.warning("configuration section %s is not implemented yet: ignored", section)
-    _migrate_apart(config)
+    _migrate_in_child(config)
     count = workers or config.workers
     options = _uvicorn_options(config, count)
     where = options.get("uds") or f"{options.get('host')}:{options.get('port')}"

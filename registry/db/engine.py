@@ -50,7 +50,7 @@ def _async_engine(url: URL, is_sqlite: bool) -> AsyncEngine:
 
     engine = create_async_engine(url, pool_pre_ping=not is_sqlite)
     if is_sqlite:
-        take_over_transactions(engine.sync_engine)  # migrations run on the async engine
+        take_over_transactions(engine.sync_engine)  # BEGIN IMMEDIATE when asked, as on the threaded writer
     return engine
 
 
