@@ -6,12 +6,11 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from registry.db.models import Base
+from registry.db.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:
@@ -21,6 +20,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine  # the alembic command only: the server hands a connection
+
     engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

@@ -15,7 +15,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.auth.build import Auth, build_auth
-from registry.auth.endpoint import token_endpoint
 from registry.config import Config
 from registry.content.blobs import BlobStore
 from registry.content.manifests import ManifestStore
@@ -74,6 +73,8 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 def _routes(config: Config, auth: Auth) -> list[BaseRoute]:
     routes = api_routes(read_only=config.storage.read_only)
     if auth.token_service is not None:
+        from registry.auth.endpoint import token_endpoint
+
         path = auth.token_service.server.path
         routes.append(Route(path, token_endpoint, methods=["GET", "POST"], name="token"))
     return [Mount(config.http.prefix, routes=routes)] if config.http.prefix else routes

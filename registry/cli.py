@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import gc
 import logging
 import os
 import signal
 import ssl
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,35 @@ async def _migrate(config: Config) -> None:
         await database.dispose()
 
 
+async def _at_head(config: Config) -> bool:
+    database = Database(config.database_url)
+    try:
+        return await migrate.current_revision(database) == migrate.HEAD_REVISION
+    finally:
+        await database.dispose()
+
+
+def _migrate_in_child(config: Config) -> None:
+    """Migrating loads Alembic, Mako, Pygments and four SQL dialects (about 12 MiB) that a server would then keep
+    for life: a database behind head is migrated by a forked child, so the server never imports them."""
+    if asyncio.run(_at_head(config)):
+        return
+    sys.stderr.flush()
+    pid = os.fork()  # no thread runs yet: the check's reader thread is gone with its database
+    if pid == 0:
+        code = 0
+        try:
+            asyncio.run(_migrate(config))
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stderr.flush()
+        os._exit(code)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if code != 0:
+        raise SystemExit(f"registry: migrating the database failed (status {code})")
+
+
 def app_factory() -> Starlette:
     """Entry point for worker processes: they read the same configuration as the parent."""
     return create_app(_load(None))
@@ -81,6 +112,7 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
         "log_level": LOG_LEVELS.get(config.log_level, logging.DEBUG),
         "proxy_headers": True,
         "server_header": False,
+        "ws": "none",  # no websocket routes: the websockets library is never imported
         "workers": workers if workers > 1 else None,
         # an idle keep-alive connection outlives the client's (Go's HTTP client, docker's, forgets one after 90 s):
         # a server that closes first races the client's next request, and a POST lost that way is not retried
@@ -151,11 +183,12 @@ def serve(config_path: str | None, workers: int | None) -> None:
     _setup_logging(config)
     for section in config.ignored_sections:
         log.warning("configuration section %s is not implemented yet: ignored", section)
-    asyncio.run(_migrate(config))
+    _migrate_in_child(config)
     count = workers or config.workers
     options = _uvicorn_options(config, count)
     where = options.get("uds") or f"{options.get('host')}:{options.get('port')}"
     log.info("registry %s on %s, storage %s, %d worker(s)", __version__, where, config.storage.driver, count)
+    _start_collecting()
     if count > 1:
         if config_path:
             os.environ[CONFIG_ENV] = os.path.abspath(config_path)
@@ -166,12 +199,21 @@ def serve(config_path: str | None, workers: int | None) -> None:
         uvicorn.run(create_app(config), **options)
 
 
+def _start_collecting() -> None:
+    """What start-up made lives as long as the server: frozen, the garbage collector (off until now when started by
+    ``registry/__main__.py``) never walks it again."""
+    gc.freeze()
+    gc.enable()
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command != "serve":
+        gc.enable()
     try:
         if args.command == "serve":
             serve(args.config, args.workers)

@@ -1,7 +1,8 @@
 """The one place a request's credentials are checked against what its route needs.
 
     BasicGate   htpasswd users: anyone who logged in may do anything (distribution's htpasswd)
-    BearerGate  tokens: the token's access claim must hold every access the route needs
+    BearerGate  tokens: the token's access claim must hold every access the route needs (``registry.auth.bearer``,
+                imported only with token auth)
 
 A refusal is ``401 UNAUTHORIZED`` whose detail lists the access needed, with distribution's challenge:
 ``Basic realm="..."`` or ``Bearer realm="...",service="...",scope="..."[,error="invalid_token"|"insufficient_scope"]``.
@@ -18,12 +19,9 @@ from typing import Protocol
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.auth.access import Grants, Need, NeedOf, scope_param
+from registry.auth.access import Grants, Need, NeedOf
 from registry.auth.htpasswd import Htpasswd
-from registry.auth.jwt import TokenError
-from registry.auth.token import TokenVerifier
 from registry.errors import ErrorCode, RegistryError
-from registry.handlers.base import request_base
 
 
 class Gate(Protocol):
@@ -59,7 +57,7 @@ def bearer_token(request: Request) -> str | None:
     return _credentials(request, "bearer") or None
 
 
-def _refusal(need: Need, challenge: str) -> RegistryError:
+def refusal(need: Need, challenge: str) -> RegistryError:
     detail = [access.detail() for access in need.required]
     return ErrorCode.UNAUTHORIZED.error(detail, headers={"WWW-Authenticate": challenge})
 
@@ -72,42 +70,8 @@ class BasicGate:
     async def authorize(self, request: Request, need: Need) -> Grants:
         credentials = basic_credentials(request)
         if credentials is None or not await self.users.verify(*credentials):
-            raise _refusal(need, f"Basic realm={quote(self.realm)}")
+            raise refusal(need, f"Basic realm={quote(self.realm)}")
         return Grants(subject=credentials[0], unlimited=True)
-
-
-@dataclass
-class BearerGate:
-    realm: str | None  # None: the built-in token service's URL, named by the route "token"
-    service: str
-    verifier: TokenVerifier
-
-    async def authorize(self, request: Request, need: Need) -> Grants:
-        token = bearer_token(request)
-        if token is None:
-            raise self._challenge(request, need, None)
-        try:
-            grants = self.verifier.verify(token)
-        except TokenError:
-            raise self._challenge(request, need, "invalid_token") from None
-        if not all(grants.allows(access) for access in need.required):
-            raise self._challenge(request, need, "insufficient_scope")
-        return grants
-
-    def _challenge(self, request: Request, need: Need, error: str | None) -> RegistryError:
-        challenge = f"Bearer realm={quote(self._realm(request))},service={quote(self.service)}"
-        scope = scope_param((*need.required, *need.optional))
-        if scope:
-            challenge += f",scope={quote(scope)}"
-        if error:
-            challenge += f",error={quote(error)}"
-        return _refusal(need, challenge)
-
-    def _realm(self, request: Request) -> str:
-        if self.realm is not None:
-            return self.realm
-        host = request.app.state.services.config.http.host
-        return (host or request_base(request)).rstrip("/") + str(request.app.url_path_for("token"))
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.auth.access import ANY, DELETE, PULL, PUSH
-from registry.auth.jwt import ALGORITHMS
 from registry.config import Config, ConfigError, parse_duration
 
 ACTIONS = (PULL, PUSH, DELETE, ANY)
@@ -102,6 +101,8 @@ def _names(value: object, key: str) -> tuple[str, ...]:
 
 
 def _token(params: dict[str, Any]) -> TokenSettings:
+    from registry.auth.jwt import ALGORITHMS  # cryptography: imported only for token auth
+
     section = "auth.token"
     server = _server(params["server"]) if params.get("server") is not None else None
     algorithms = frozenset(_names(params.get("signingalgorithms"), f"{section}.signingalgorithms") or ALGORITHMS)

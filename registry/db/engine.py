@@ -1,6 +1,7 @@
-"""The database: an async SQLAlchemy engine (migrations, PostgreSQL), and the two kinds of session the queries use:
-reads, and write transactions that take SQLite's write lock up front. On SQLite both run through the threaded
-sessions of ``registry.db.sqlite``."""
+"""The database: an async SQLAlchemy engine (PostgreSQL and its migrations), and the two kinds of session the
+queries use: reads, and write transactions that take SQLite's write lock up front. On SQLite both run through the
+threaded sessions of ``registry.db.sqlite``, and so do migrations: the async engine (``sqlalchemy.ext.asyncio``,
+aiosqlite and the ORM with it) is never built."""
 
 from __future__ import annotations
 
@@ -8,18 +9,20 @@ import asyncio
 import atexit
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import URL, Connection, make_url
 
 from registry.db.sessions import Reader, Writer
 from registry.db.sqlite import ThreadedReader, ThreadedWriter, sync_engine, take_over_transactions
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def _ensure_sqlite_directory(url: URL) -> None:
@@ -42,18 +45,23 @@ def _resolve(url: str) -> URL:
     return parsed
 
 
+def _async_engine(url: URL, is_sqlite: bool) -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, pool_pre_ping=not is_sqlite)
+    if is_sqlite:
+        take_over_transactions(engine.sync_engine)  # BEGIN IMMEDIATE when asked, as on the threaded writer
+    return engine
+
+
 class Database:
     def __init__(self, url: str) -> None:
-        parsed = _resolve(url)
+        parsed = self._url = _resolve(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite:
-            _ensure_sqlite_directory(parsed)
-        self.engine = create_async_engine(parsed, pool_pre_ping=not self.is_sqlite)
-        self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._writes = async_sessionmaker(self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
+        self._engine: AsyncEngine | None = None
         self._reader: ThreadedReader | None = None
         if self.is_sqlite:
-            take_over_transactions(self.engine.sync_engine)  # migrations run on the async engine
+            _ensure_sqlite_directory(parsed)
             self._reader = ThreadedReader(sync_engine(parsed, writes=False), str(parsed.database))
             self._writer = sync_engine(parsed, writes=True).execution_options(sqlite_immediate=True)
             # one thread: SQLite has one writer at a time, and this process's writers queue on an asyncio lock
@@ -61,24 +69,35 @@ class Database:
             # (workers, replicas) still meet at SQLite's lock
             self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
             self._write_lock = asyncio.Lock()
+        else:
+            from sqlalchemy.ext.asyncio import async_sessionmaker
+
+            self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The async engine (built at first use): PostgreSQL's sessions and migrations."""
+        if self._engine is None:
+            self._engine = _async_engine(self._url, self.is_sqlite)
+        return self._engine
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
         if self._reader is not None:
             yield self._reader
             return
-        async with self._reads() as session:
+        async with self._sessions() as session:
             yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Writer]:
         """A transaction committed when the block ends without an exception, rolled back otherwise."""
         if self._reader is None:
-            async with self._writes() as session, session.begin():
+            async with self._sessions() as session, session.begin():
                 yield session
             return
         async with self._write_lock:
-            writer = ThreadedWriter(Session(self._writer, expire_on_commit=False), self._write_thread)
+            writer = ThreadedWriter(self._writer, self._write_thread)
             try:
                 yield writer
             except BaseException:
@@ -86,8 +105,21 @@ class Database:
                 raise
             await writer.finish(commit=True)
 
+    async def in_write_transaction(self, function: Callable[[Connection], None]) -> None:
+        """SQLite: ``function`` on a plain connection in one write transaction (BEGIN IMMEDIATE), in the writer's
+        thread, committed when it returns."""
+        assert self._reader is not None, "SQLite only"
+
+        def run() -> None:
+            with self._writer.begin() as connection:
+                function(connection)
+
+        async with self._write_lock:
+            await asyncio.get_running_loop().run_in_executor(self._write_thread, run)
+
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
         if self._reader is not None:
             self._write_thread.shutdown(wait=True)
             self._writer.engine.dispose()

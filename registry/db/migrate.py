@@ -33,8 +33,8 @@ def alembic_config(url: str) -> AlembicConfig:
 
 async def current_revision(database: Database) -> str | None:
     try:
-        async with database.engine.connect() as connection:
-            found = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        async with database.read() as session:  # on SQLite, without building the async engine
+            found = await session.scalar(text("SELECT version_num FROM alembic_version"))
     except DBAPIError:  # no such table: a new database
         return None
     return None if found is None else str(found)
@@ -52,8 +52,10 @@ async def upgrade(database: Database, url: str, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     # replicas may start together: one migrates while the others wait, then find nothing left to do
-    engine = database.engine.execution_options(sqlite_immediate=True)
-    async with engine.begin() as connection:
+    if database.is_sqlite:  # in SQLite's write transaction, on a plain connection: no async engine, no aiosqlite
+        await database.in_write_transaction(_upgrade)
+        return
+    async with database.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade)

@@ -6,42 +6,42 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 
 from registry.db.models import (
-    Blob,
-    Manifest,
-    ManifestBlob,
-    ManifestReference,
-    Repository,
-    RepositoryBlob,
-    Tag,
-    Upload,
+    blobs,
+    manifest_blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
     utcnow,
 )
 from registry.db.sessions import Reader, Writer, inline, plain
 
 
-def _insert(session: Writer, model: Any) -> Any:
+def _insert(session: Writer, table: Table) -> Any:
     # imported here: the PostgreSQL dialect is a sizeable share of the start-up time of a SQLite registry
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
-        return postgresql.insert(model)
+        return postgresql.insert(table)
     from sqlalchemy.dialects import sqlite
 
-    return sqlite.insert(model)
+    return sqlite.insert(table)
 
 
-async def _insert_ignore(session: Writer, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+async def _insert_ignore(session: Writer, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(_insert(session, model).on_conflict_do_nothing(), rows)
+        await session.execute(_insert(session, table).on_conflict_do_nothing(), rows)
 
 
 # repositories
 
 
-_REPOSITORY_ID = inline(select(Repository.id).where(Repository.name == bindparam("name")))
+_REPOSITORY_ID = inline(select(repositories.c.id).where(repositories.c.name == bindparam("name")))
 _REPOSITORY_ID_LOCKED = _REPOSITORY_ID.with_for_update()
 
 
@@ -53,15 +53,15 @@ async def repository_id(session: Reader, name: str, *, lock: bool = False) -> in
 
 
 async def ensure_repository(session: Writer, name: str) -> int:
-    await _insert_ignore(session, Repository, [{"name": name, "created_at": utcnow()}])
+    await _insert_ignore(session, repositories, [{"name": name, "created_at": utcnow()}])
     repo_id = await repository_id(session, name, lock=True)
     assert repo_id is not None
     return repo_id
 
 
 # The reads every pull makes are built once, with bind parameters: building a statement costs more than running it.
-_REPOSITORIES = plain(select(Repository.name).order_by(Repository.name).limit(bindparam("limit")))
-_REPOSITORIES_AFTER = _REPOSITORIES.where(Repository.name > bindparam("last"))
+_REPOSITORIES = plain(select(repositories.c.name).order_by(repositories.c.name).limit(bindparam("limit")))
+_REPOSITORIES_AFTER = _REPOSITORIES.where(repositories.c.name > bindparam("last"))
 
 
 async def list_repositories(session: Reader, last: str | None, limit: int) -> list[str]:
@@ -74,27 +74,29 @@ async def list_repositories(session: Reader, last: str | None, limit: int) -> li
 
 
 async def add_blob(session: Writer, digest: str, size: int) -> None:
-    await _insert_ignore(session, Blob, [{"digest": digest, "size": size, "created_at": utcnow()}])
+    await _insert_ignore(session, blobs, [{"digest": digest, "size": size, "created_at": utcnow()}])
 
 
 async def link_blob(session: Writer, repo_id: int, digest: str) -> None:
     await _insert_ignore(
-        session, RepositoryBlob, [{"repository_id": repo_id, "blob_digest": digest, "created_at": utcnow()}]
+        session, repository_blobs, [{"repository_id": repo_id, "blob_digest": digest, "created_at": utcnow()}]
     )
 
 
 async def unlink_blob(session: Writer, repo_id: int, digest: str) -> bool:
     result = await session.execute(
-        delete(RepositoryBlob).where(RepositoryBlob.repository_id == repo_id, RepositoryBlob.blob_digest == digest)
+        delete(repository_blobs).where(
+            repository_blobs.c.repository_id == repo_id, repository_blobs.c.blob_digest == digest
+        )
     )
     return bool(result.rowcount)
 
 
 _LINKED_BLOB_SIZE = inline(
-    select(Blob.size)
-    .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
-    .join(Repository, Repository.id == RepositoryBlob.repository_id)
-    .where(Repository.name == bindparam("repo"), Blob.digest == bindparam("digest"))
+    select(blobs.c.size)
+    .join(repository_blobs, repository_blobs.c.blob_digest == blobs.c.digest)
+    .join(repositories, repositories.c.id == repository_blobs.c.repository_id)
+    .where(repositories.c.name == bindparam("repo"), blobs.c.digest == bindparam("digest"))
 )
 
 
@@ -106,14 +108,14 @@ async def linked_blob_size(session: Reader, repo_name: str, digest: str) -> int 
 async def linked_anywhere_size(session: Reader, digest: str, repo_names: Collection[str] | None) -> int | None:
     """The size of a blob one of ``repo_names`` (None: any repository) links, or None (a mount's source)."""
     query = (
-        select(Blob.size)
-        .join(RepositoryBlob, RepositoryBlob.blob_digest == Blob.digest)
-        .where(Blob.digest == digest)
+        select(blobs.c.size)
+        .join(repository_blobs, repository_blobs.c.blob_digest == blobs.c.digest)
+        .where(blobs.c.digest == digest)
         .limit(1)
     )
     if repo_names is not None:
-        names = select(Repository.id).where(Repository.name.in_(sorted(repo_names)))
-        query = query.where(RepositoryBlob.repository_id.in_(names))
+        names = select(repositories.c.id).where(repositories.c.name.in_(sorted(repo_names)))
+        query = query.where(repository_blobs.c.repository_id.in_(names))
     found: int | None = await session.scalar(query)
     return found
 
@@ -122,8 +124,8 @@ async def linked_blobs(session: Reader, repo_id: int, digests: Iterable[str]) ->
     wanted = set(digests)
     if not wanted:
         return set()
-    query = select(RepositoryBlob.blob_digest).where(
-        RepositoryBlob.repository_id == repo_id, RepositoryBlob.blob_digest.in_(wanted)
+    query = select(repository_blobs.c.blob_digest).where(
+        repository_blobs.c.repository_id == repo_id, repository_blobs.c.blob_digest.in_(wanted)
     )
     return set((await session.scalars(query)).all())
 
@@ -135,7 +137,9 @@ async def manifest_ids(session: Reader, repo_id: int, digests: Iterable[str]) ->
     wanted = set(digests)
     if not wanted:
         return {}
-    query = select(Manifest.digest, Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest.in_(wanted))
+    query = select(manifests.c.digest, manifests.c.id).where(
+        manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
+    )
     return {row.digest: row.id for row in (await session.execute(query)).all()}
 
 
@@ -146,26 +150,28 @@ async def insert_manifest(
     existing = await manifest_ids(session, values["repository_id"], [values["digest"]])
     if existing:
         return existing[values["digest"]]
-    await _insert_ignore(session, Manifest, [{**values, "created_at": utcnow()}])
+    await _insert_ignore(session, manifests, [{**values, "created_at": utcnow()}])
     manifest_id = (await manifest_ids(session, values["repository_id"], [values["digest"]]))[values["digest"]]
-    await _insert_ignore(session, ManifestBlob, [{"manifest_id": manifest_id, "blob_digest": d} for d in blob_digests])
-    await _insert_ignore(session, ManifestReference, [{"parent_id": manifest_id, "child_id": c} for c in child_ids])
+    await _insert_ignore(
+        session, manifest_blobs, [{"manifest_id": manifest_id, "blob_digest": d} for d in blob_digests]
+    )
+    await _insert_ignore(session, manifest_references, [{"parent_id": manifest_id, "child_id": c} for c in child_ids])
     return manifest_id
 
 
-_MANIFEST_COLUMNS = (Manifest.id, Manifest.digest, Manifest.media_type, Manifest.size, Manifest.payload)
+_MANIFEST_COLUMNS = (manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.payload)
 
 
 _MANIFEST_BY_DIGEST = inline(
     select(*_MANIFEST_COLUMNS)
-    .join(Repository, Repository.id == Manifest.repository_id)
-    .where(Repository.name == bindparam("repo"), Manifest.digest == bindparam("digest"))
+    .join(repositories, repositories.c.id == manifests.c.repository_id)
+    .where(repositories.c.name == bindparam("repo"), manifests.c.digest == bindparam("digest"))
 )
 _MANIFEST_BY_TAG = inline(
     select(*_MANIFEST_COLUMNS)
-    .join(Tag, Tag.manifest_id == Manifest.id)
-    .join(Repository, Repository.id == Tag.repository_id)
-    .where(Repository.name == bindparam("repo"), Tag.name == bindparam("tag"))
+    .join(tags, tags.c.manifest_id == manifests.c.id)
+    .join(repositories, repositories.c.id == tags.c.repository_id)
+    .where(repositories.c.name == bindparam("repo"), tags.c.name == bindparam("tag"))
 )
 
 
@@ -178,19 +184,27 @@ async def manifest_by_tag(session: Reader, repo_name: str, tag: str) -> Any:
 
 
 async def delete_manifest(session: Writer, repo_id: int, digest: str) -> bool:
-    result = await session.execute(delete(Manifest).where(Manifest.repository_id == repo_id, Manifest.digest == digest))
+    result = await session.execute(
+        delete(manifests).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+    )
     return bool(result.rowcount)
 
 
 async def referrers(session: Reader, repo_name: str, subject: str, artifact_type: str | None) -> Sequence[Any]:
     query = (
-        select(Manifest.digest, Manifest.media_type, Manifest.size, Manifest.artifact_type, Manifest.annotations)
-        .join(Repository, Repository.id == Manifest.repository_id)
-        .where(Repository.name == repo_name, Manifest.subject_digest == subject)
-        .order_by(Manifest.digest)
+        select(
+            manifests.c.digest,
+            manifests.c.media_type,
+            manifests.c.size,
+            manifests.c.artifact_type,
+            manifests.c.annotations,
+        )
+        .join(repositories, repositories.c.id == manifests.c.repository_id)
+        .where(repositories.c.name == repo_name, manifests.c.subject_digest == subject)
+        .order_by(manifests.c.digest)
     )
     if artifact_type is not None:
-        query = query.where(Manifest.artifact_type == artifact_type)
+        query = query.where(manifests.c.artifact_type == artifact_type)
     return (await session.execute(query)).all()
 
 
@@ -199,7 +213,7 @@ async def referrers(session: Reader, repo_name: str, subject: str, artifact_type
 
 async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) -> None:
     now = utcnow()
-    statement = _insert(session, Tag).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now)
+    statement = _insert(session, tags).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=["repository_id", "name"], set_={"manifest_id": manifest_id, "updated_at": now}
     )
@@ -207,11 +221,13 @@ async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) 
 
 
 async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
-    result = await session.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == tag))
+    result = await session.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag))
     return bool(result.rowcount)
 
 
-_TAGS_VERSION = inline(select(Repository.id, Repository.tags_version).where(Repository.name == bindparam("name")))
+_TAGS_VERSION = inline(
+    select(repositories.c.id, repositories.c.tags_version).where(repositories.c.name == bindparam("name"))
+)
 
 
 async def tags_version(session: Reader, repo_name: str) -> tuple[int, int] | None:
@@ -221,9 +237,12 @@ async def tags_version(session: Reader, repo_name: str) -> tuple[int, int] | Non
 
 
 _TAGS = plain(
-    select(Tag.name).where(Tag.repository_id == bindparam("repo_id")).order_by(Tag.name).limit(bindparam("limit"))
+    select(tags.c.name)
+    .where(tags.c.repository_id == bindparam("repo_id"))
+    .order_by(tags.c.name)
+    .limit(bindparam("limit"))
 )
-_TAGS_AFTER = _TAGS.where(Tag.name > bindparam("last"))
+_TAGS_AFTER = _TAGS.where(tags.c.name > bindparam("last"))
 
 
 async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int) -> list[str]:
@@ -237,11 +256,11 @@ async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int)
 async def create_upload(session: Writer, upload_id: str, repo_name: str) -> None:
     now = utcnow()
     values = {"id": upload_id, "repository_name": repo_name, "size": 0, "created_at": now, "updated_at": now}
-    await session.execute(insert(Upload).values(**values))
+    await session.execute(insert(uploads).values(**values))
 
 
 _UPLOAD_SIZE = plain(
-    select(Upload.size).where(Upload.id == bindparam("id"), Upload.repository_name == bindparam("repo"))
+    select(uploads.c.size).where(uploads.c.id == bindparam("id"), uploads.c.repository_name == bindparam("repo"))
 )
 
 
@@ -254,12 +273,12 @@ async def claim_upload(
     session: Writer, upload_id: str, repo_name: str, token: str, stale_before: datetime
 ) -> int | None:
     """Take the session's lease when it is free or stale; its size, or None when another request holds it."""
-    free = or_(Upload.lease.is_(None), Upload.leased_at < stale_before)
+    free = or_(uploads.c.lease.is_(None), uploads.c.leased_at < stale_before)
     statement = (
-        update(Upload)
-        .where(Upload.id == upload_id, Upload.repository_name == repo_name, free)
+        update(uploads)
+        .where(uploads.c.id == upload_id, uploads.c.repository_name == repo_name, free)
         .values(lease=token, leased_at=utcnow())
-        .returning(Upload.size)
+        .returning(uploads.c.size)
     )
     size: int | None = (await session.execute(statement)).scalar_one_or_none()
     return size
@@ -267,7 +286,7 @@ async def claim_upload(
 
 async def renew_upload(session: Writer, upload_id: str, token: str) -> None:
     await session.execute(
-        update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(leased_at=utcnow())
+        update(uploads).where(uploads.c.id == upload_id, uploads.c.lease == token).values(leased_at=utcnow())
     )
 
 
@@ -276,19 +295,19 @@ async def release_upload(session: Writer, upload_id: str, token: str, size: int 
     values: dict[str, Any] = {"lease": None}
     if size is not None:
         values |= {"size": size, "updated_at": utcnow()}
-    await session.execute(update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(**values))
+    await session.execute(update(uploads).where(uploads.c.id == upload_id, uploads.c.lease == token).values(**values))
 
 
 async def delete_upload(session: Writer, upload_id: str) -> bool:
-    result = await session.execute(delete(Upload).where(Upload.id == upload_id))
+    result = await session.execute(delete(uploads).where(uploads.c.id == upload_id))
     return bool(result.rowcount)
 
 
 async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:
-    query = select(Upload.id).where(Upload.updated_at < updated_before)
+    query = select(uploads.c.id).where(uploads.c.updated_at < updated_before)
     return list((await session.scalars(query)).all())
 
 
 async def known_uploads(session: Reader, upload_ids: Sequence[str]) -> set[str]:
-    query = select(Upload.id).where(Upload.id.in_(upload_ids))
+    query = select(uploads.c.id).where(uploads.c.id.in_(upload_ids))
     return set((await session.scalars(query)).all())

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.engine import URL, Connection, CursorResult, FrozenResult
-from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 from registry.db.sessions import Params, PlainRows, Rows, Scalars
@@ -127,18 +126,24 @@ class ThreadedReader:
 
 
 class ThreadedWriter:
-    """One write transaction on a sync Session in the writer's own thread, one hop per statement. Results come
+    """One write transaction on a connection taken in the writer's own thread, one hop per statement. Results come
     back whole (rows frozen, or the row count of a DML statement), never a cursor to read across threads."""
 
-    def __init__(self, session: Session, executor: ThreadPoolExecutor) -> None:
-        self._session = session
+    def __init__(self, engine: Engine, executor: ThreadPoolExecutor) -> None:
+        self._engine = engine
         self._executor = executor
+        self._open: Connection | None = None
 
     async def _call(self, function: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
+    def _connection(self) -> Connection:
+        if self._open is None:
+            self._open = self._engine.connect()  # the transaction begins (IMMEDIATE) at the first statement
+        return self._open
+
     def _execute(self, statement: Executable, params: Any) -> Any:
-        result: Any = self._session.execute(statement, params)
+        result: Any = self._connection().execute(statement, params)
         if isinstance(result, CursorResult) and not result.returns_rows:
             return result  # DML: its rowcount, no cursor left open
         if isinstance(params, list):
@@ -149,25 +154,26 @@ class ThreadedWriter:
         return await self._call(self._execute, statement, params)
 
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
-        return await self._call(self._session.scalar, statement, params)
+        return await self._call(lambda: self._connection().scalar(statement, params))
 
     async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
-        return PlainRows(list(await self._call(lambda: self._session.scalars(statement, params).all())))
+        return PlainRows(list(await self._call(lambda: self._connection().scalars(statement, params).all())))
 
     def get_bind(self) -> Any:
-        return self._session.get_bind()
+        return self._engine
 
     async def finish(self, commit: bool) -> None:
-        await self._call(self._finish, commit)
+        if self._open is not None:
+            await self._call(self._finish, self._open, commit)
 
-    def _finish(self, commit: bool) -> None:
+    def _finish(self, connection: Connection, commit: bool) -> None:
         try:
             if commit:
-                self._session.commit()
+                connection.commit()
             else:
-                self._session.rollback()
+                connection.rollback()
         finally:
-            self._session.close()
+            connection.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
