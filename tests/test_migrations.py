@@ -83,3 +83,19 @@ async def test_downgrade_to_0001_and_up_again(config: Config) -> None:
         assert (await client.get("/v2/repo/tags/list")).json()["tags"] == ["one"]
         await push_image(client, "repo", "two", seed="2")
         assert (await client.get("/v2/repo/tags/list")).json()["tags"] == ["one", "two"]
+
+
+async def test_the_migrated_schema_is_the_one_the_code_declares(config: Config) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from registry.db.models import metadata
+
+    database = Database(config.database_url)
+    try:
+        await migrate.upgrade(database, config.database_url)
+        async with database.engine.connect() as connection:
+            differences = await connection.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+    finally:
+        await database.dispose()
+    assert differences == []
