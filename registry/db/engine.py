@@ -1,6 +1,6 @@
 """The database: an async SQLAlchemy engine (migrations, PostgreSQL), and the two kinds of session the queries use:
-reads, and write transactions that take SQLite's write lock up front. On SQLite both run through the threaded
-sessions of ``registry.db.sqlite``."""
+reads, and write transactions that take SQLite's write lock up front. On SQLite both run in the threads of
+``registry.db.sqlite``."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import asyncio
 import atexit
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session
 
 from registry.db.sessions import Reader, Writer
-from registry.db.sqlite import ThreadedReader, ThreadedWriter, sync_engine, take_over_transactions
+from registry.db.sqlite import ThreadedReader, WriteThread, sync_engine, take_over_transactions
+
+_T = TypeVar("_T")
 
 
 def _ensure_sqlite_directory(url: URL) -> None:
@@ -52,15 +54,11 @@ class Database:
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
         self._reader: ThreadedReader | None = None
+        self._writer: WriteThread | None = None
         if self.is_sqlite:
             take_over_transactions(self.engine.sync_engine)  # migrations run on the async engine
             self._reader = ThreadedReader(sync_engine(parsed, writes=False), str(parsed.database))
-            self._writer = sync_engine(parsed, writes=True).execution_options(sqlite_immediate=True)
-            # one thread: SQLite has one writer at a time, and this process's writers queue on an asyncio lock
-            # before taking SQLite's (its busy handler waits by sleeping, up to 100 ms a try); other processes
-            # (workers, replicas) still meet at SQLite's lock
-            self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
-            self._write_lock = asyncio.Lock()
+            self._writer = WriteThread(sync_engine(parsed, writes=True))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reader]:
@@ -70,25 +68,21 @@ class Database:
         async with self._reads() as session:
             yield session
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[Writer]:
-        """A transaction committed when the block ends without an exception, rolled back otherwise."""
-        if self._reader is None:
-            async with self._writes() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock:
-            writer = ThreadedWriter(Session(self._writer, expire_on_commit=False), self._write_thread)
-            try:
-                yield writer
-            except BaseException:
-                await writer.finish(commit=False)
-                raise
-            await writer.finish(commit=True)
+    async def write(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], *, durable: bool = True) -> _T:
+        """Run ``work`` in one write transaction: committed when it returns, rolled back when it raises. ``work``
+        awaits nothing but its statements. ``durable=False`` for a transaction whose loss after a power cut costs
+        nothing acknowledged: its commit returns before it is flushed to disk, and the next durable commit flushes
+        it too (SQLite: see ``WriteThread``; PostgreSQL: ``synchronous_commit``, the same promise)."""
+        if self._writer is not None:
+            return await self._writer.run(work, durable)
+        async with self._writes() as session, session.begin():
+            if not durable:
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            return await work(session)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
         if self._reader is not None:
-            self._write_thread.shutdown(wait=True)
-            self._writer.engine.dispose()
             await asyncio.to_thread(self._reader.close)

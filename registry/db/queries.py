@@ -284,6 +284,22 @@ async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:
     return list((await session.scalars(query)).all())
 
 
+async def delete_stale_uploads(session: Writer, updated_before: datetime) -> list[str]:
+    """Forget the sessions untouched since ``updated_before``; their ids."""
+    stale = await stale_uploads(session, updated_before)
+    for upload_id in stale:
+        await delete_upload(session, upload_id)
+    return stale
+
+
+async def publish_upload(session: Writer, upload_id: str, repo_name: str, digest: str, size: int) -> None:
+    """A verified upload becomes the blob ``digest``, linked into ``repo_name``; its session ends."""
+    repo_id = await ensure_repository(session, repo_name)
+    await add_blob(session, digest, size)
+    await link_blob(session, repo_id, digest)
+    await delete_upload(session, upload_id)
+
+
 async def known_uploads(session: Reader, upload_ids: Sequence[str]) -> set[str]:
     query = select(Upload.id).where(Upload.id.in_(upload_ids))
     return set((await session.scalars(query)).all())

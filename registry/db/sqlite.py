@@ -1,6 +1,7 @@
-"""SQLite without aiosqlite on the hot paths: reads and writes each run in one thread hop per statement on plain
-sqlite3 connections (aiosqlite takes several hops per statement, which made every lookup and every write
-transaction cost milliseconds), plus the pragmas and BEGIN IMMEDIATE every connection needs."""
+"""SQLite without aiosqlite on the hot paths: reads run in one thread hop per statement on plain sqlite3
+connections, write transactions in one hop each (aiosqlite takes several hops per statement, which made every
+lookup and every write transaction cost milliseconds), plus the pragmas and BEGIN IMMEDIATE every connection
+needs."""
 
 from __future__ import annotations
 
@@ -9,17 +10,16 @@ import collections
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, create_engine, event
-from sqlalchemy.engine import URL, Connection, CursorResult, FrozenResult
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import URL, Connection, FrozenResult
 from sqlalchemy.sql import Executable
 
-from registry.db.sessions import Params, PlainRows, Rows, Scalars
+from registry.db.sessions import Params, PlainRows, Rows, Scalars, Writer
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: every later statement waits for other processes' locks
@@ -102,48 +102,70 @@ class ThreadedReader:
         return (await self.execute(statement, params)).scalars()
 
 
-class ThreadedWriter:
-    """One write transaction on a sync Session in the writer's own thread, one hop per statement. Results come
-    back whole (rows frozen, or the row count of a DML statement), never a cursor to read across threads."""
+class WriteThread:
+    """SQLite write transactions, each run whole in this one thread: BEGIN, the statements, COMMIT in a single hop.
 
-    def __init__(self, session: Session, executor: ThreadPoolExecutor) -> None:
-        self._session = session
-        self._executor = executor
+    The transaction's work is a coroutine over an ``_InlineWriter``, whose statements run at once and never
+    suspend, so it is driven to its end here without an event loop: no write transaction waits on the event
+    loop between its statements (under load that wait, not SQLite, was most of a transaction's time). One thread:
+    SQLite has one writer at a time, and this process's transactions queue on it in order; other processes
+    (workers, replicas) still meet at SQLite's lock.
 
-    async def _call(self, function: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+    A transaction run with ``durable=False`` commits with ``synchronous=NORMAL``: its WAL frames are written but
+    not fsynced. Only transactions whose loss after a power cut costs nothing acknowledged may ask for it (an
+    upload session's creation, its lease and size bookkeeping: the client restarts the upload). The next
+    ``synchronous=FULL`` commit fsyncs the WAL file, and the WAL is only ever appended to between checkpoints
+    (sqlite.org/wal.html), so that fsync makes every earlier frame durable too: a durable commit never depends on
+    an earlier commit that could still be lost. A checkpoint syncs the WAL before copying it into the database
+    (pragma.html#pragma_synchronous), so frames it moves are durable either way, and WAL mode stays consistent
+    under NORMAL ("WAL mode is always consistent with synchronous=NORMAL", same page)."""
 
-    def _execute(self, statement: Executable, params: Any) -> Any:
-        result: Any = self._session.execute(statement, params)
-        if isinstance(result, CursorResult) and not result.returns_rows:
-            return result  # DML: its rowcount, no cursor left open
-        if isinstance(params, list):
-            return None  # an executemany (bulk insert): nothing to read
-        return result.freeze()()
+    def __init__(self, engine: Engine) -> None:
+        self._durable = engine.execution_options(sqlite_immediate=True)
+        self._quick = engine.execution_options(sqlite_immediate=True, sqlite_synchronous="NORMAL")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
+
+    async def run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work, durable)
+
+    def _run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
+        with (self._durable if durable else self._quick).begin() as connection:
+            return _drive(work(_InlineWriter(connection)))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._durable.engine.dispose()
+
+
+def _drive(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine that never suspends to its end, in this thread."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: _T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a write transaction awaited something other than its own statements")
+
+
+class _InlineWriter:
+    """The ``Writer`` a ``WriteThread`` transaction gets: each statement runs at once on the transaction's
+    connection, in the writer thread, and its result is read there too."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     async def execute(self, statement: Executable, params: Any = None, /) -> Any:
-        return await self._call(self._execute, statement, params)
+        return self._connection.execute(statement, params)
 
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
-        return await self._call(self._session.scalar, statement, params)
+        return self._connection.scalar(statement, params)
 
     async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
-        return PlainRows(list(await self._call(lambda: self._session.scalars(statement, params).all())))
+        return self._connection.scalars(statement, params)
 
     def get_bind(self) -> Any:
-        return self._session.get_bind()
-
-    async def finish(self, commit: bool) -> None:
-        await self._call(self._finish, commit)
-
-    def _finish(self, commit: bool) -> None:
-        try:
-            if commit:
-                self._session.commit()
-            else:
-                self._session.rollback()
-        finally:
-            self._session.close()
+        return self._connection
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -189,5 +211,9 @@ def take_over_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        synchronous = options.get("sqlite_synchronous", "FULL")  # a transaction's, set before it begins
+        if conn.info.get("synchronous", "FULL") != synchronous:
+            conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+            conn.info["synchronous"] = synchronous
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
