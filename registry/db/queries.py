@@ -33,9 +33,17 @@ def _insert(session: Writer, model: Any) -> Any:
     return sqlite.insert(model)
 
 
+_INSERT_IGNORE: dict[tuple[str, Any], Any] = {}
+
+
 async def _insert_ignore(session: Writer, model: Any, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(_insert(session, model).on_conflict_do_nothing(), rows)
+    if not rows:
+        return
+    key = (session.get_bind().dialect.name, model)  # built once: building a statement costs more than running it
+    statement = _INSERT_IGNORE.get(key)
+    if statement is None:
+        statement = _INSERT_IGNORE[key] = _insert(session, model).on_conflict_do_nothing()
+    await session.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
 # repositories
@@ -229,10 +237,29 @@ async def list_tags(session: Reader, repo_name: str, last: str | None, limit: in
 # uploads
 
 
+# The statements every push runs are built once too, with bind parameters (named unlike the columns they set).
+_CREATE_UPLOAD = insert(Upload)
+_CLAIM_UPLOAD = (
+    update(Upload)
+    .where(
+        Upload.id == bindparam("upload"),
+        Upload.repository_name == bindparam("repo"),
+        or_(Upload.lease.is_(None), Upload.leased_at < bindparam("stale_before")),
+    )
+    .values(lease=bindparam("token"), leased_at=bindparam("now"))
+    .returning(Upload.size)
+)
+_OUR_LEASE = (Upload.id == bindparam("upload"), Upload.lease == bindparam("token"))
+_RENEW_UPLOAD = update(Upload).where(*_OUR_LEASE).values(leased_at=bindparam("now"))
+_RELEASE_UPLOAD = update(Upload).where(*_OUR_LEASE).values(lease=None)
+_RELEASE_UPLOAD_AT = _RELEASE_UPLOAD.values(size=bindparam("new_size"), updated_at=bindparam("now"))
+_DELETE_UPLOAD = delete(Upload).where(Upload.id == bindparam("upload"))
+
+
 async def create_upload(session: Writer, upload_id: str, repo_name: str) -> None:
     now = utcnow()
     values = {"id": upload_id, "repository_name": repo_name, "size": 0, "created_at": now, "updated_at": now}
-    await session.execute(insert(Upload).values(**values))
+    await session.execute(_CREATE_UPLOAD, values)
 
 
 _UPLOAD_SIZE = plain(
@@ -249,33 +276,26 @@ async def claim_upload(
     session: Writer, upload_id: str, repo_name: str, token: str, stale_before: datetime
 ) -> int | None:
     """Take the session's lease when it is free or stale; its size, or None when another request holds it."""
-    free = or_(Upload.lease.is_(None), Upload.leased_at < stale_before)
-    statement = (
-        update(Upload)
-        .where(Upload.id == upload_id, Upload.repository_name == repo_name, free)
-        .values(lease=token, leased_at=utcnow())
-        .returning(Upload.size)
-    )
-    size: int | None = (await session.execute(statement)).scalar_one_or_none()
+    params = {"upload": upload_id, "repo": repo_name, "stale_before": stale_before, "token": token, "now": utcnow()}
+    size: int | None = (await session.execute(_CLAIM_UPLOAD, params)).scalar_one_or_none()
     return size
 
 
 async def renew_upload(session: Writer, upload_id: str, token: str) -> None:
-    await session.execute(
-        update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(leased_at=utcnow())
-    )
+    await session.execute(_RENEW_UPLOAD, {"upload": upload_id, "token": token, "now": utcnow()})
 
 
 async def release_upload(session: Writer, upload_id: str, token: str, size: int | None = None) -> None:
     """Give the lease back, with the session's size when the request wrote to it (only while the lease is ours)."""
-    values: dict[str, Any] = {"lease": None}
-    if size is not None:
-        values |= {"size": size, "updated_at": utcnow()}
-    await session.execute(update(Upload).where(Upload.id == upload_id, Upload.lease == token).values(**values))
+    if size is None:
+        await session.execute(_RELEASE_UPLOAD, {"upload": upload_id, "token": token})
+        return
+    params = {"upload": upload_id, "token": token, "new_size": size, "now": utcnow()}
+    await session.execute(_RELEASE_UPLOAD_AT, params)
 
 
 async def delete_upload(session: Writer, upload_id: str) -> bool:
-    result = await session.execute(delete(Upload).where(Upload.id == upload_id))
+    result = await session.execute(_DELETE_UPLOAD, {"upload": upload_id})
     return bool(result.rowcount)
 
 
