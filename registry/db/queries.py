@@ -42,7 +42,7 @@ async def _insert_ignore(session: Writer, model: Any, rows: Sequence[dict[str, A
     key = (session.get_bind().dialect.name, model)  # built once: building a statement costs more than running it
     statement = _INSERT_IGNORE.get(key)
     if statement is None:
-        statement = _INSERT_IGNORE[key] = _insert(session, model).on_conflict_do_nothing()
+        statement = _INSERT_IGNORE[key] = plain(_insert(session, model).on_conflict_do_nothing())
     await session.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
@@ -238,8 +238,8 @@ async def list_tags(session: Reader, repo_name: str, last: str | None, limit: in
 
 
 # The statements every push runs are built once too, with bind parameters (named unlike the columns they set).
-_CREATE_UPLOAD = insert(Upload)
-_CLAIM_UPLOAD = (
+_CREATE_UPLOAD = plain(insert(Upload))
+_CLAIM_UPLOAD = plain(
     update(Upload)
     .where(
         Upload.id == bindparam("upload"),
@@ -250,10 +250,10 @@ _CLAIM_UPLOAD = (
     .returning(Upload.size)
 )
 _OUR_LEASE = (Upload.id == bindparam("upload"), Upload.lease == bindparam("token"))
-_RENEW_UPLOAD = update(Upload).where(*_OUR_LEASE).values(leased_at=bindparam("now"))
-_RELEASE_UPLOAD = update(Upload).where(*_OUR_LEASE).values(lease=None)
+_RENEW_UPLOAD = plain(update(Upload).where(*_OUR_LEASE).values(leased_at=bindparam("now")))
+_RELEASE_UPLOAD = plain(update(Upload).where(*_OUR_LEASE).values(lease=None))
 _RELEASE_UPLOAD_AT = _RELEASE_UPLOAD.values(size=bindparam("new_size"), updated_at=bindparam("now"))
-_DELETE_UPLOAD = delete(Upload).where(Upload.id == bindparam("upload"))
+_DELETE_UPLOAD = plain(delete(Upload).where(Upload.id == bindparam("upload")))
 
 
 async def create_upload(session: Writer, upload_id: str, repo_name: str) -> None:

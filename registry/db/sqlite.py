@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy import Dialect, Engine, Select, create_engine, event
 from sqlalchemy.engine import URL, Connection, FrozenResult
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 
 from registry.db.sessions import Params, PlainRows, Rows, Scalars, Writer
 
@@ -35,7 +37,65 @@ class _PlainStatement:
     sql: str
     names: tuple[str, ...]  # bind parameter names in positional order
     defaults: dict[str, Any]
-    row: type[tuple[Any, ...]]
+    processors: dict[str, Callable[[Any], Any]]  # the dialect's conversion of a bound value (a datetime to text)
+    row: Callable[[Any], tuple[Any, ...]]
+
+    def arguments(self, params: Params) -> list[Any]:
+        values = params or {}
+        arguments = [values[name] if name in values else self.defaults[name] for name in self.names]
+        for index, name in enumerate(self.names):
+            process = self.processors.get(name)
+            if process is not None:
+                arguments[index] = process(arguments[index])
+        return arguments
+
+    def run(self, connection: sqlite3.Connection, params: Params | list[dict[str, Any]]) -> PlainRows:
+        if isinstance(params, list):  # an executemany: nothing to read back
+            return PlainRows([], connection.executemany(self.sql, [self.arguments(p) for p in params]).rowcount)
+        cursor = connection.execute(self.sql, self.arguments(params))
+        return PlainRows([self.row(row) for row in cursor.fetchall()], cursor.rowcount)
+
+
+class _PlainStatements:
+    """Statements marked ``plain``, each compiled once (per set of parameter names: an INSERT sets the columns it
+    is given) and run as its SQL on a sqlite3 connection, skipping SQLAlchemy's execution machinery, which costs
+    several times what SQLite does for a point lookup or a one-row write. Bound values get the dialect's
+    conversions; rows come back as they are, so ``plain`` marks statements whose columns need none (integers,
+    text, bytes). One whose compilation leaves work to SQLAlchemy (column defaults it computes) runs through it."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._compiled: dict[tuple[int, frozenset[str]], tuple[Executable, _PlainStatement | None]] = {}
+
+    def get(self, statement: Executable, params: Params | list[dict[str, Any]]) -> _PlainStatement | None:
+        """The statement compiled for these parameters, or None when it needs SQLAlchemy to run it."""
+        if not statement.get_execution_options().get("plain_rows"):
+            return None
+        keys = frozenset((params[0] if isinstance(params, list) else params) or ())
+        found = self._compiled.get((id(statement), keys))
+        if found is None:
+            found = self._compiled[(id(statement), keys)] = (statement, self._compile(statement, keys))
+        return found[1]  # the statement is kept alive with its id
+
+    def _compile(self, statement: Executable, keys: frozenset[str]) -> _PlainStatement | None:
+        assert isinstance(statement, Select | UpdateBase), "only SELECT, INSERT, UPDATE and DELETE are marked plain"
+        compiled = statement.compile(dialect=self._dialect, column_keys=sorted(keys))
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            return None  # column defaults SQLAlchemy computes
+        names = tuple(compiled.positiontup or ())
+        processors: dict[str, Callable[[Any], Any]] = {}
+        for name in names:
+            process = compiled.binds[name].type.dialect_impl(self._dialect).bind_processor(self._dialect)
+            if process is not None:
+                processors[name] = process
+        row: Callable[[Any], tuple[Any, ...]] = tuple
+        if isinstance(statement, Select):
+            columns = tuple(statement.selected_columns.keys())
+            row_type = collections.namedtuple("PlainRow", columns, rename=True)  # type: ignore[misc]
+            row = row_type._make
+        defaults = dict(compiled.construct_params(_check=False))
+        return _PlainStatement(compiled.string, names, defaults, processors, row)
 
 
 class ThreadedReader:
@@ -49,17 +109,14 @@ class ThreadedReader:
         # its own threads: metadata reads never queue behind blob writes in the default executor
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
         self._local = threading.local()
-        self._plain: dict[int, tuple[Executable, _PlainStatement]] = {}
+        self._plain = _PlainStatements(engine.dialect)
 
     def _run(self, statement: Executable, params: Params) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, params).freeze()
 
-    def _run_plain(self, plain: _PlainStatement, params: Params) -> list[Any]:
-        values = params or {}
-        arguments = [values[name] if name in values else plain.defaults[name] for name in plain.names]
-        rows = self._connection().execute(plain.sql, arguments).fetchall()
-        return [plain.row._make(row) for row in rows]  # type: ignore[attr-defined]
+    def _run_plain(self, plain: _PlainStatement, params: Params) -> PlainRows:
+        return plain.run(self._connection(), params)
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -71,23 +128,11 @@ class ThreadedReader:
             self._local.connection = connection
         return connection
 
-    def _compiled(self, statement: Executable) -> _PlainStatement:
-        found = self._plain.get(id(statement))
-        if found is None:
-            assert isinstance(statement, Select), "only SELECTs are marked plain"
-            compiled = statement.compile(dialect=self._engine.dialect)
-            names = tuple(compiled.positiontup or ())
-            keys = tuple(statement.selected_columns.keys())
-            row = collections.namedtuple("PlainRow", keys, rename=True)  # type: ignore[misc]
-            plain = _PlainStatement(compiled.string, names, dict(compiled.construct_params(_check=False)), row)
-            found = self._plain[id(statement)] = (statement, plain)  # the statement is kept alive with its id
-        return found[1]
-
     async def execute(self, statement: Executable, params: Params = None, /) -> Rows:
         loop = asyncio.get_running_loop()
-        if statement.get_execution_options().get("plain_rows"):
-            rows = await loop.run_in_executor(self._executor, self._run_plain, self._compiled(statement), params)
-            return PlainRows(rows)
+        plain = self._plain.get(statement, params)
+        if plain is not None:
+            return await loop.run_in_executor(self._executor, self._run_plain, plain, params)
         frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
         return frozen()
 
@@ -121,20 +166,32 @@ class WriteThread:
     under NORMAL ("WAL mode is always consistent with synchronous=NORMAL", same page)."""
 
     def __init__(self, engine: Engine) -> None:
-        self._durable = engine.execution_options(sqlite_immediate=True)
-        self._quick = engine.execution_options(sqlite_immediate=True, sqlite_synchronous="NORMAL")
+        self._engine = engine.execution_options(sqlite_immediate=True)
+        self._connection: Connection | None = None  # the writer thread's own, kept open
+        self._plain = _PlainStatements(engine.dialect)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
 
     async def run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work, durable)
 
     def _run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
-        with (self._durable if durable else self._quick).begin() as connection:
-            return _drive(work(_InlineWriter(connection)))
+        connection = self._connect()
+        connection.execution_options(sqlite_synchronous="FULL" if durable else "NORMAL")
+        with connection.begin():
+            return _drive(work(_InlineWriter(connection, self._plain)))
+
+    def _connect(self) -> Connection:
+        if self._connection is None or self._connection.invalidated:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self._engine.connect()
+        return self._connection
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-        self._durable.engine.dispose()
+        if self._connection is not None:
+            self._connection.close()
+        self._engine.engine.dispose()
 
 
 def _drive(coroutine: Coroutine[Any, Any, _T]) -> _T:
@@ -152,17 +209,24 @@ class _InlineWriter:
     """The ``Writer`` a ``WriteThread`` transaction gets: each statement runs at once on the transaction's
     connection, in the writer thread, and its result is read there too."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, plain: _PlainStatements) -> None:
         self._connection = connection
+        self._plain = plain
 
     async def execute(self, statement: Executable, params: Any = None, /) -> Any:
+        plain = self._plain.get(statement, params)
+        if plain is not None:
+            driver = self._connection.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            return plain.run(driver, params)
         return self._connection.execute(statement, params)
 
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
-        return self._connection.scalar(statement, params)
+        return (await self.execute(statement, params)).scalar()
 
     async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
-        return self._connection.scalars(statement, params)
+        found: Scalars = (await self.execute(statement, params)).scalars()
+        return found
 
     def get_bind(self) -> Any:
         return self._connection
