@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,17 +33,22 @@ def _insert(session: Writer, model: Any) -> Any:
     return sqlite.insert(model)
 
 
-_INSERT_IGNORE: dict[tuple[str, Any], Any] = {}
+_DIALECT_STATEMENTS: dict[tuple[str, str, Any], Any] = {}
+
+
+def _for_dialect(session: Writer, kind: str, model: Any, build: Callable[[Any], Any]) -> Any:
+    """A dialect-specific statement, built once (building a statement costs more than running it)."""
+    key = (session.get_bind().dialect.name, kind, model)
+    statement = _DIALECT_STATEMENTS.get(key)
+    if statement is None:
+        statement = _DIALECT_STATEMENTS[key] = plain(build(_insert(session, model)))
+    return statement
 
 
 async def _insert_ignore(session: Writer, model: Any, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    key = (session.get_bind().dialect.name, model)  # built once: building a statement costs more than running it
-    statement = _INSERT_IGNORE.get(key)
-    if statement is None:
-        statement = _INSERT_IGNORE[key] = plain(_insert(session, model).on_conflict_do_nothing())
-    await session.execute(statement, rows[0] if len(rows) == 1 else rows)
+    if rows:
+        statement = _for_dialect(session, "ignore", model, lambda insert: insert.on_conflict_do_nothing())
+        await session.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
 # repositories
@@ -126,36 +131,49 @@ async def linked_anywhere_size(session: Reader, digest: str, repo_names: Collect
     return found
 
 
+_LINKED_BLOBS = select(RepositoryBlob.blob_digest).where(
+    RepositoryBlob.repository_id == bindparam("repo_id"),
+    RepositoryBlob.blob_digest.in_(bindparam("digests", expanding=True)),
+)
+
+
 async def linked_blobs(session: Reader, repo_id: int, digests: Iterable[str]) -> set[str]:
     wanted = set(digests)
     if not wanted:
         return set()
-    query = select(RepositoryBlob.blob_digest).where(
-        RepositoryBlob.repository_id == repo_id, RepositoryBlob.blob_digest.in_(wanted)
-    )
-    return set((await session.scalars(query)).all())
+    return set((await session.scalars(_LINKED_BLOBS, {"repo_id": repo_id, "digests": sorted(wanted)})).all())
 
 
 # manifests
+
+
+_MANIFEST_IDS = select(Manifest.digest, Manifest.id).where(
+    Manifest.repository_id == bindparam("repo_id"), Manifest.digest.in_(bindparam("digests", expanding=True))
+)
+_MANIFEST_ID = plain(
+    select(Manifest.id).where(Manifest.repository_id == bindparam("repo_id"), Manifest.digest == bindparam("digest"))
+)
 
 
 async def manifest_ids(session: Reader, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
     wanted = set(digests)
     if not wanted:
         return {}
-    query = select(Manifest.digest, Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest.in_(wanted))
-    return {row.digest: row.id for row in (await session.execute(query)).all()}
+    rows = (await session.execute(_MANIFEST_IDS, {"repo_id": repo_id, "digests": sorted(wanted)})).all()
+    return {row.digest: row.id for row in rows}
 
 
 async def insert_manifest(
     session: Writer, values: dict[str, Any], blob_digests: Iterable[str], child_ids: Iterable[int]
 ) -> int:
     """Insert a manifest and its references; a manifest already stored under that digest is kept as it is."""
-    existing = await manifest_ids(session, values["repository_id"], [values["digest"]])
-    if existing:
-        return existing[values["digest"]]
+    key = {"repo_id": values["repository_id"], "digest": values["digest"]}
+    existing: int | None = await session.scalar(_MANIFEST_ID, key)
+    if existing is not None:
+        return existing
     await _insert_ignore(session, Manifest, [{**values, "created_at": utcnow()}])
-    manifest_id = (await manifest_ids(session, values["repository_id"], [values["digest"]]))[values["digest"]]
+    manifest_id: int | None = await session.scalar(_MANIFEST_ID, key)
+    assert manifest_id is not None
     await _insert_ignore(session, ManifestBlob, [{"manifest_id": manifest_id, "blob_digest": d} for d in blob_digests])
     await _insert_ignore(session, ManifestReference, [{"parent_id": manifest_id, "child_id": c} for c in child_ids])
     return manifest_id
@@ -205,13 +223,14 @@ async def referrers(session: Reader, repo_name: str, subject: str, artifact_type
 # tags
 
 
+def _upsert(insert: Any) -> Any:
+    changed = {"manifest_id": insert.excluded.manifest_id, "updated_at": insert.excluded.updated_at}
+    return insert.on_conflict_do_update(index_elements=["repository_id", "name"], set_=changed)
+
+
 async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) -> None:
-    now = utcnow()
-    statement = _insert(session, Tag).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now)
-    statement = statement.on_conflict_do_update(
-        index_elements=["repository_id", "name"], set_={"manifest_id": manifest_id, "updated_at": now}
-    )
-    await session.execute(statement)
+    row = {"repository_id": repo_id, "name": tag, "manifest_id": manifest_id, "updated_at": utcnow()}
+    await session.execute(_for_dialect(session, "upsert", Tag, _upsert), row)
 
 
 async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
