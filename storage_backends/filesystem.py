@@ -193,6 +193,9 @@ def _scan(directory: str, path: str) -> list[FileInfo]:
 
 
 def _move_file(source: str, dest: str, source_path: str) -> None:
+    """The file is durable at ``dest`` when this returns. Its old name's removal is not synced on its own: ext4 and
+    XFS journal a rename as one unit, so syncing ``dest``'s directory commits both; elsewhere a power cut could at
+    worst leave the file under both names (for the registry, upload data no session owns, which the purge removes)."""
     with _os_errors(source_path):
         if stat_mode.S_ISDIR(os.stat(source).st_mode):
             raise StorageError(source_path, "is a directory; only files can be moved")
@@ -200,8 +203,6 @@ def _move_file(source: str, dest: str, source_path: str) -> None:
     _make_dirs(directory)
     os.replace(source, dest)
     _fsync_dir_sync(directory)
-    if os.path.dirname(source) != directory:
-        _fsync_dir_sync(os.path.dirname(source))
 
 
 def _delete_tree(target: str) -> None:

@@ -9,11 +9,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import UpdateBase
 from starlette.types import Message, Scope
 
+from registry.db.engine import Database
+from registry.db.sessions import Writer
 from tests.api_helpers import (
+    DOCKER_MANIFEST,
     DRIVERS,
     OCTET,
     api_config,
@@ -24,8 +31,10 @@ from tests.api_helpers import (
     client_on,
     digest_of,
     finish_upload,
+    image_manifest,
     patch_chunk,
     path_of,
+    put_manifest,
     start_upload,
     upload_end,
 )
@@ -139,3 +148,69 @@ async def test_a_second_writer_on_a_busy_session_gets_416_and_cannot_touch_the_b
         assert (await patch).status_code == 202
         assert (await client.get(location)).headers["range"] == "0-7"
         assert (await client.head(f"/v2/lease/test/blobs/{digest_of(data)}")).status_code == 404
+
+
+class _TableRecorder:
+    """A write session that notes which tables its statements change."""
+
+    def __init__(self, session: Writer) -> None:
+        self._session = session
+        self.tables: set[str] = set()
+
+    def _note(self, statement: Executable) -> None:
+        if isinstance(statement, UpdateBase):
+            self.tables.add(statement.table.name)  # type: ignore[attr-defined]
+
+    async def execute(self, statement: Executable, params: Any = None, /) -> Any:
+        self._note(statement)
+        return await self._session.execute(statement, params)
+
+    async def scalar(self, statement: Executable, params: Any = None, /) -> Any:
+        self._note(statement)
+        return await self._session.scalar(statement, params)
+
+    async def scalars(self, statement: Executable, params: Any = None, /) -> Any:
+        self._note(statement)
+        return await self._session.scalars(statement, params)
+
+    def get_bind(self) -> Any:
+        return self._session.get_bind()
+
+
+async def test_what_a_201_acknowledges_commits_with_fsync_and_session_bookkeeping_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A docker-style push (POST, one PATCH, PUT ?digest=, manifest PUT): the transactions that publish a blob or
+    store a manifest commit with ``synchronous=FULL`` (2), the upload session's own (create, claim, release) with
+    ``NORMAL`` (1), whose loss after a power cut costs nothing a 201 acknowledged."""
+    commits: list[tuple[frozenset[str], int]] = []
+    write = Database.write
+
+    async def recording_write(self: Database, work: Any, *, durable: bool = True) -> Any:
+        async def recorded(session: Writer) -> Any:
+            recorder = _TableRecorder(session)
+            result = await work(recorder)
+            commits.append((frozenset(recorder.tables), await session.scalar(text("PRAGMA synchronous"))))
+            return result
+
+        return await write(self, recorded, durable=durable)
+
+    monkeypatch.setattr(Database, "write", recording_write)
+    config, layer = b'{"rootfs": {}}', b"layer" * 1000
+    async with client_on(api_config(tmp_path, "filesystem")) as client:
+        for blob in (layer, config):
+            location = path_of((await client.post("/v2/durable/repo/blobs/uploads/")).headers["location"])
+            assert (await client.patch(location, content=_chunked(blob))).status_code == 202
+            assert (await finish_upload(client, location, digest_of(blob))).status_code == 201
+        manifest = image_manifest(config, [layer], DOCKER_MANIFEST)
+        assert (await put_manifest(client, "durable/repo", "latest", manifest, DOCKER_MANIFEST)).status_code == 201
+
+    session = (frozenset({"uploads"}), 1)
+    publish = (frozenset({"repositories", "blobs", "repository_blobs", "uploads"}), 2)
+    store = (frozenset({"repositories", "manifests", "manifest_blobs", "tags"}), 2)
+    assert commits == [session, session, session, session, publish] * 2 + [store]
+
+
+async def _chunked(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 1024):
+        yield data[start : start + 1024]

@@ -276,6 +276,17 @@ async def test_unknown_upload_session(client: httpx.AsyncClient, session: str, m
         assert await upload_end(client, location.replace("/v2/up/load/", "/v2/up/other/")) == "0-0"
 
 
+@pytest.mark.parametrize("params", [{}, {"digest": "sha256:short"}], ids=["no-digest", "bad-digest"])
+@pytest.mark.parametrize("session", ["unknown", "finished"])
+async def test_unknown_upload_session_is_404_before_a_bad_digest(
+    client: httpx.AsyncClient, session: str, params: dict[str, str]
+) -> None:
+    location = await SESSIONS[session](client)
+    assert_error(await client.put(location, params=params), 404, "BLOB_UPLOAD_UNKNOWN")
+    live = await start_upload(client, "up/load")
+    assert_error(await client.put(live, params=params), 400, "DIGEST_INVALID")
+
+
 async def test_mount_from_repository(client: httpx.AsyncClient) -> None:
     # end-11: 201 Created with the blob's Location (and Docker-Content-Digest)
     digest = await push_blob(client, "mount/source", DATA)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Collection
 from registry.content import paths
 from registry.db import queries
 from registry.db.engine import Database
+from registry.db.sessions import Writer
 from registry.digests import Digest
 from registry.errors import ErrorCode
 from storage_backends import PathNotFound, StorageBackend
@@ -55,19 +56,22 @@ class BlobStore:
 
     async def mount(self, repo: str, digest: Digest, sources: Collection[str] | None) -> int | None:
         """Link a blob that one of ``sources`` (None: any repository) has into ``repo``; its size, or None."""
-        async with self.db.write() as session:
+
+        async def link(session: Writer) -> int | None:
             size = await queries.linked_anywhere_size(session, str(digest), sources)
-            if size is None:
-                return None
-            repo_id = await queries.ensure_repository(session, repo)
-            await queries.link_blob(session, repo_id, str(digest))
-        return size
+            if size is not None:
+                await queries.link_blob(session, await queries.ensure_repository(session, repo), str(digest))
+            return size
+
+        return await self.db.write(link)
 
     async def unlink(self, repo: str, digest: Digest) -> None:
-        async with self.db.write() as session:
+        async def unlink(session: Writer) -> bool:
             repo_id = await queries.repository_id(session, repo, lock=True)
-            if repo_id is None or not await queries.unlink_blob(session, repo_id, str(digest)):
-                raise ErrorCode.BLOB_UNKNOWN.error({"digest": str(digest)})
+            return repo_id is not None and await queries.unlink_blob(session, repo_id, str(digest))
+
+        if not await self.db.write(unlink):
+            raise ErrorCode.BLOB_UNKNOWN.error({"digest": str(digest)})
 
     async def put_small(self, data: bytes) -> Digest:
         """Store a small blob whose bytes the registry knows itself (the empty JSON ``{}``); linking is the caller's."""

@@ -10,6 +10,7 @@ from typing import Any
 from registry.content.blobs import BlobStore
 from registry.db import queries
 from registry.db.engine import Database
+from registry.db.sessions import Writer
 from registry.digests import Digest, looks_like_digest
 from registry.errors import ErrorCode
 from registry.manifests import Descriptor, ParsedManifest, parse_manifest
@@ -45,7 +46,8 @@ class ManifestStore:
         uses_empty = any(d.digest == EMPTY_DIGEST and d.size == len(EMPTY_JSON) for d in parsed.blob_references)
         if uses_empty:  # clients may name the empty JSON without uploading it: its bytes are known
             await self.blobs.put_small(EMPTY_JSON)
-        async with self.db.write() as session:  # nothing of a refused manifest stays: the transaction rolls back
+
+        async def store(session: Writer) -> None:  # nothing of a refused manifest stays: the transaction rolls back
             repo_id = await queries.ensure_repository(session, repo)
             if uses_empty:
                 await queries.add_blob(session, EMPTY_DIGEST, len(EMPTY_JSON))
@@ -57,6 +59,8 @@ class ManifestStore:
             )
             if tag is not None:
                 await queries.upsert_tag(session, repo_id, tag, manifest_id)
+
+        await self.db.write(store)
         return digest, parsed
 
     async def get(self, repo: str, reference: str) -> StoredManifest:
@@ -74,14 +78,16 @@ class ManifestStore:
     async def delete(self, repo: str, reference: str) -> None:
         is_digest = looks_like_digest(reference)
         target = str(Digest.parse(reference)) if is_digest else check_tag(reference)
-        async with self.db.write() as session:
+
+        async def delete(session: Writer) -> bool:
             repo_id = await queries.repository_id(session, repo, lock=True)
-            deleted = repo_id is not None and await (
+            return repo_id is not None and await (
                 queries.delete_manifest(session, repo_id, target)
                 if is_digest
                 else queries.delete_tag(session, repo_id, target)
             )
-        if not deleted:
+
+        if not await self.db.write(delete):
             raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
 
     async def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, Any]]:

@@ -50,8 +50,7 @@ class _Lease:
     async def renew(self) -> None:
         if time.monotonic() - self.renewed > LEASE_SECONDS / 5:
             self.renewed = time.monotonic()
-            async with self.db.write() as session:
-                await queries.renew_upload(session, self.upload_id, self.token)
+            await self.db.write(lambda s: queries.renew_upload(s, self.upload_id, self.token), durable=False)
 
 
 @dataclass
@@ -68,8 +67,7 @@ class UploadStore:
 
     async def start(self, repo: str) -> str:
         upload_id = str(uuid.uuid4())
-        async with self.db.write() as session:
-            await queries.create_upload(session, upload_id, repo)
+        await self.db.write(lambda s: queries.create_upload(s, upload_id, repo), durable=False)
         return upload_id
 
     async def size(self, repo: str, upload_id: str) -> int:
@@ -141,10 +139,11 @@ class UploadStore:
         gets 416 and may ask for the session's status. A lease left by a crashed process goes stale. The release
         records the session's new size in the same transaction, and is skipped once the session has ended."""
         _check_id(upload_id)
-        async with self.db.write() as session:
-            stale_before = datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS)
-            token = str(uuid.uuid4())
-            size = await queries.claim_upload(session, upload_id, repo, token, stale_before)
+        stale_before = datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS)
+        token = str(uuid.uuid4())
+        size = await self.db.write(
+            lambda s: queries.claim_upload(s, upload_id, repo, token, stale_before), durable=False
+        )
         if size is None:
             await self.size(repo, upload_id)  # 404 when there is no such session; else it is busy
             raise ErrorCode.RANGE_INVALID.error({"reason": "another request is writing to this upload session"})
@@ -153,8 +152,7 @@ class UploadStore:
             yield lease
         finally:
             if not lease.ended:
-                async with self.db.write() as session:
-                    await queries.release_upload(session, upload_id, token, lease.left_at)
+                await self.db.write(lambda s: queries.release_upload(s, upload_id, token, lease.left_at), durable=False)
 
     async def cancel(self, repo: str, upload_id: str) -> None:
         await self.size(repo, upload_id)
@@ -162,17 +160,13 @@ class UploadStore:
 
     async def _forget(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
-        async with self.db.write() as session:
-            await queries.delete_upload(session, upload_id)
+        await self.db.write(lambda s: queries.delete_upload(s, upload_id))
         await self._remove_data(upload_id)
 
     async def purge(self, updated_before: datetime) -> list[str]:
         """Forget sessions untouched since ``updated_before`` and delete their data (distribution's upload purging),
         then data in storage that no session owns (a process died between the two), if as old."""
-        async with self.db.write() as session:
-            stale = await queries.stale_uploads(session, updated_before)
-            for upload_id in stale:
-                await queries.delete_upload(session, upload_id)
+        stale = await self.db.write(lambda s: queries.delete_stale_uploads(s, updated_before))
         for upload_id in stale:
             self._hashes.pop(upload_id, None)
             await self._remove_data(upload_id)
@@ -253,11 +247,7 @@ class UploadStore:
             await self.backend.delete(source)
         else:
             await self.backend.move(source, dest)
-        async with self.db.write() as session:
-            repo_id = await queries.ensure_repository(session, repo)
-            await queries.add_blob(session, str(digest), size)
-            await queries.link_blob(session, repo_id, str(digest))
-            await queries.delete_upload(session, upload_id)
+        await self.db.write(lambda s: queries.publish_upload(s, upload_id, repo, str(digest), size))
         await self._remove_data(upload_id)
 
     async def _remove_data(self, upload_id: str) -> None:

@@ -9,17 +9,19 @@ import asyncio
 import atexit
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, make_url
 
 from registry.db.sessions import Reader, Writer
-from registry.db.sqlite import ThreadedReader, ThreadedWriter, sync_engine, take_over_transactions
+from registry.db.sqlite import ThreadedReader, WriteThread, sync_engine, take_over_transactions
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,15 +62,11 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         self._engine: AsyncEngine | None = None
         self._reader: ThreadedReader | None = None
+        self._writer: WriteThread | None = None
         if self.is_sqlite:
             _ensure_sqlite_directory(parsed)
             self._reader = ThreadedReader(sync_engine(parsed, writes=False), str(parsed.database))
-            self._writer = sync_engine(parsed, writes=True).execution_options(sqlite_immediate=True)
-            # one thread: SQLite has one writer at a time, and this process's writers queue on an asyncio lock
-            # before taking SQLite's (its busy handler waits by sleeping, up to 100 ms a try); other processes
-            # (workers, replicas) still meet at SQLite's lock
-            self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
-            self._write_lock = asyncio.Lock()
+            self._writer = WriteThread(sync_engine(parsed, writes=True))
         else:
             from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -89,38 +87,28 @@ class Database:
         async with self._sessions() as session:
             yield session
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[Writer]:
-        """A transaction committed when the block ends without an exception, rolled back otherwise."""
-        if self._reader is None:
-            async with self._sessions() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock:
-            writer = ThreadedWriter(self._writer, self._write_thread)
-            try:
-                yield writer
-            except BaseException:
-                await writer.finish(commit=False)
-                raise
-            await writer.finish(commit=True)
+    async def write(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], *, durable: bool = True) -> _T:
+        """Run ``work`` in one write transaction: committed when it returns, rolled back when it raises. ``work``
+        awaits nothing but its statements. ``durable=False`` for a transaction whose loss after a power cut costs
+        nothing acknowledged: its commit returns before it is flushed to disk, and the next durable commit flushes
+        it too (SQLite: see ``WriteThread``; PostgreSQL: ``synchronous_commit``, the same promise)."""
+        if self._writer is not None:
+            return await self._writer.run(work, durable)
+        async with self._sessions() as session, session.begin():
+            if not durable:
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            return await work(session)
 
     async def in_write_transaction(self, function: Callable[[Connection], None]) -> None:
         """SQLite: ``function`` on a plain connection in one write transaction (BEGIN IMMEDIATE), in the writer's
         thread, committed when it returns."""
-        assert self._reader is not None, "SQLite only"
-
-        def run() -> None:
-            with self._writer.begin() as connection:
-                function(connection)
-
-        async with self._write_lock:
-            await asyncio.get_running_loop().run_in_executor(self._write_thread, run)
+        assert self._writer is not None, "SQLite only"
+        await self._writer.run_sync(function)
 
     async def dispose(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
         if self._reader is not None:
-            self._write_thread.shutdown(wait=True)
-            self._writer.engine.dispose()
             await asyncio.to_thread(self._reader.close)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +33,22 @@ def _insert(session: Writer, table: Table) -> Any:
     return sqlite.insert(table)
 
 
+_DIALECT_STATEMENTS: dict[tuple[str, str, Any], Any] = {}
+
+
+def _for_dialect(session: Writer, kind: str, table: Table, build: Callable[[Any], Any]) -> Any:
+    """A dialect-specific statement, built once (building a statement costs more than running it)."""
+    key = (session.get_bind().dialect.name, kind, table)
+    statement = _DIALECT_STATEMENTS.get(key)
+    if statement is None:
+        statement = _DIALECT_STATEMENTS[key] = plain(build(_insert(session, table)))
+    return statement
+
+
 async def _insert_ignore(session: Writer, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(_insert(session, table).on_conflict_do_nothing(), rows)
+        statement = _for_dialect(session, "ignore", table, lambda insert: insert.on_conflict_do_nothing())
+        await session.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
 # repositories
@@ -120,38 +133,51 @@ async def linked_anywhere_size(session: Reader, digest: str, repo_names: Collect
     return found
 
 
+_LINKED_BLOBS = select(repository_blobs.c.blob_digest).where(
+    repository_blobs.c.repository_id == bindparam("repo_id"),
+    repository_blobs.c.blob_digest.in_(bindparam("digests", expanding=True)),
+)
+
+
 async def linked_blobs(session: Reader, repo_id: int, digests: Iterable[str]) -> set[str]:
     wanted = set(digests)
     if not wanted:
         return set()
-    query = select(repository_blobs.c.blob_digest).where(
-        repository_blobs.c.repository_id == repo_id, repository_blobs.c.blob_digest.in_(wanted)
-    )
-    return set((await session.scalars(query)).all())
+    return set((await session.scalars(_LINKED_BLOBS, {"repo_id": repo_id, "digests": sorted(wanted)})).all())
 
 
 # manifests
+
+
+_MANIFEST_IDS = select(manifests.c.digest, manifests.c.id).where(
+    manifests.c.repository_id == bindparam("repo_id"), manifests.c.digest.in_(bindparam("digests", expanding=True))
+)
+_MANIFEST_ID = plain(
+    select(manifests.c.id).where(
+        manifests.c.repository_id == bindparam("repo_id"), manifests.c.digest == bindparam("digest")
+    )
+)
 
 
 async def manifest_ids(session: Reader, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
     wanted = set(digests)
     if not wanted:
         return {}
-    query = select(manifests.c.digest, manifests.c.id).where(
-        manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted)
-    )
-    return {row.digest: row.id for row in (await session.execute(query)).all()}
+    rows = (await session.execute(_MANIFEST_IDS, {"repo_id": repo_id, "digests": sorted(wanted)})).all()
+    return {row.digest: row.id for row in rows}
 
 
 async def insert_manifest(
     session: Writer, values: dict[str, Any], blob_digests: Iterable[str], child_ids: Iterable[int]
 ) -> int:
     """Insert a manifest and its references; a manifest already stored under that digest is kept as it is."""
-    existing = await manifest_ids(session, values["repository_id"], [values["digest"]])
-    if existing:
-        return existing[values["digest"]]
+    key = {"repo_id": values["repository_id"], "digest": values["digest"]}
+    existing: int | None = await session.scalar(_MANIFEST_ID, key)
+    if existing is not None:
+        return existing
     await _insert_ignore(session, manifests, [{**values, "created_at": utcnow()}])
-    manifest_id = (await manifest_ids(session, values["repository_id"], [values["digest"]]))[values["digest"]]
+    manifest_id: int | None = await session.scalar(_MANIFEST_ID, key)
+    assert manifest_id is not None
     await _insert_ignore(
         session, manifest_blobs, [{"manifest_id": manifest_id, "blob_digest": d} for d in blob_digests]
     )
@@ -211,13 +237,14 @@ async def referrers(session: Reader, repo_name: str, subject: str, artifact_type
 # tags
 
 
+def _upsert(insert: Any) -> Any:
+    changed = {"manifest_id": insert.excluded.manifest_id, "updated_at": insert.excluded.updated_at}
+    return insert.on_conflict_do_update(index_elements=["repository_id", "name"], set_=changed)
+
+
 async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) -> None:
-    now = utcnow()
-    statement = _insert(session, tags).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now)
-    statement = statement.on_conflict_do_update(
-        index_elements=["repository_id", "name"], set_={"manifest_id": manifest_id, "updated_at": now}
-    )
-    await session.execute(statement)
+    row = {"repository_id": repo_id, "name": tag, "manifest_id": manifest_id, "updated_at": utcnow()}
+    await session.execute(_for_dialect(session, "upsert", tags, _upsert), row)
 
 
 async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
@@ -253,10 +280,29 @@ async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int)
 # uploads
 
 
+# The statements every push runs are built once too, with bind parameters (named unlike the columns they set).
+_CREATE_UPLOAD = plain(insert(uploads))
+_CLAIM_UPLOAD = plain(
+    update(uploads)
+    .where(
+        uploads.c.id == bindparam("upload"),
+        uploads.c.repository_name == bindparam("repo"),
+        or_(uploads.c.lease.is_(None), uploads.c.leased_at < bindparam("stale_before")),
+    )
+    .values(lease=bindparam("token"), leased_at=bindparam("now"))
+    .returning(uploads.c.size)
+)
+_OUR_LEASE = (uploads.c.id == bindparam("upload"), uploads.c.lease == bindparam("token"))
+_RENEW_UPLOAD = plain(update(uploads).where(*_OUR_LEASE).values(leased_at=bindparam("now")))
+_RELEASE_UPLOAD = plain(update(uploads).where(*_OUR_LEASE).values(lease=None))
+_RELEASE_UPLOAD_AT = _RELEASE_UPLOAD.values(size=bindparam("new_size"), updated_at=bindparam("now"))
+_DELETE_UPLOAD = plain(delete(uploads).where(uploads.c.id == bindparam("upload")))
+
+
 async def create_upload(session: Writer, upload_id: str, repo_name: str) -> None:
     now = utcnow()
     values = {"id": upload_id, "repository_name": repo_name, "size": 0, "created_at": now, "updated_at": now}
-    await session.execute(insert(uploads).values(**values))
+    await session.execute(_CREATE_UPLOAD, values)
 
 
 _UPLOAD_SIZE = plain(
@@ -273,39 +319,48 @@ async def claim_upload(
     session: Writer, upload_id: str, repo_name: str, token: str, stale_before: datetime
 ) -> int | None:
     """Take the session's lease when it is free or stale; its size, or None when another request holds it."""
-    free = or_(uploads.c.lease.is_(None), uploads.c.leased_at < stale_before)
-    statement = (
-        update(uploads)
-        .where(uploads.c.id == upload_id, uploads.c.repository_name == repo_name, free)
-        .values(lease=token, leased_at=utcnow())
-        .returning(uploads.c.size)
-    )
-    size: int | None = (await session.execute(statement)).scalar_one_or_none()
+    params = {"upload": upload_id, "repo": repo_name, "stale_before": stale_before, "token": token, "now": utcnow()}
+    size: int | None = (await session.execute(_CLAIM_UPLOAD, params)).scalar_one_or_none()
     return size
 
 
 async def renew_upload(session: Writer, upload_id: str, token: str) -> None:
-    await session.execute(
-        update(uploads).where(uploads.c.id == upload_id, uploads.c.lease == token).values(leased_at=utcnow())
-    )
+    await session.execute(_RENEW_UPLOAD, {"upload": upload_id, "token": token, "now": utcnow()})
 
 
 async def release_upload(session: Writer, upload_id: str, token: str, size: int | None = None) -> None:
     """Give the lease back, with the session's size when the request wrote to it (only while the lease is ours)."""
-    values: dict[str, Any] = {"lease": None}
-    if size is not None:
-        values |= {"size": size, "updated_at": utcnow()}
-    await session.execute(update(uploads).where(uploads.c.id == upload_id, uploads.c.lease == token).values(**values))
+    if size is None:
+        await session.execute(_RELEASE_UPLOAD, {"upload": upload_id, "token": token})
+        return
+    params = {"upload": upload_id, "token": token, "new_size": size, "now": utcnow()}
+    await session.execute(_RELEASE_UPLOAD_AT, params)
 
 
 async def delete_upload(session: Writer, upload_id: str) -> bool:
-    result = await session.execute(delete(uploads).where(uploads.c.id == upload_id))
+    result = await session.execute(_DELETE_UPLOAD, {"upload": upload_id})
     return bool(result.rowcount)
 
 
 async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:
     query = select(uploads.c.id).where(uploads.c.updated_at < updated_before)
     return list((await session.scalars(query)).all())
+
+
+async def delete_stale_uploads(session: Writer, updated_before: datetime) -> list[str]:
+    """Forget the sessions untouched since ``updated_before``; their ids."""
+    stale = await stale_uploads(session, updated_before)
+    for upload_id in stale:
+        await delete_upload(session, upload_id)
+    return stale
+
+
+async def publish_upload(session: Writer, upload_id: str, repo_name: str, digest: str, size: int) -> None:
+    """A verified upload becomes the blob ``digest``, linked into ``repo_name``; its session ends."""
+    repo_id = await ensure_repository(session, repo_name)
+    await add_blob(session, digest, size)
+    await link_blob(session, repo_id, digest)
+    await delete_upload(session, upload_id)
 
 
 async def known_uploads(session: Reader, upload_ids: Sequence[str]) -> set[str]:

@@ -6,12 +6,14 @@ SQLAlchemy's AsyncSession is both; on SQLite, ``registry.db.sqlite`` supplies fa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Select
+from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
-_S = TypeVar("_S", bound=Select)  # type: ignore[type-arg]
+_S = TypeVar("_S", bound=Select | UpdateBase)  # type: ignore[type-arg]
 
 
 Params = dict[str, Any] | None
@@ -44,20 +46,22 @@ class Reader(Protocol):
 
 
 def plain(statement: _S) -> _S:
-    """Mark a read whose columns need no type conversion (integers, text, bytes): on SQLite it then runs as plain
-    SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point lookup)."""
-    return statement.execution_options(plain_rows=True)
+    """Mark a statement built once whose columns need no type conversion (integers, text, bytes): on SQLite it then
+    runs as plain SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point
+    lookup or a one-row write)."""
+    return cast(_S, statement.execution_options(plain_rows=True))
 
 
 def inline(statement: _S) -> _S:
     """Mark a ``plain`` lookup of one small row by a unique index: on SQLite it then runs on the event loop, as a
     thread hop costs several times more (its own connection never waits for a lock: when busy, it takes a thread)."""
-    return plain(statement).execution_options(inline=True)
+    return cast(_S, plain(statement).execution_options(inline=True))
 
 
 class PlainRows:
-    def __init__(self, rows: list[Any]) -> None:
+    def __init__(self, rows: list[Any], rowcount: int = -1) -> None:
         self._rows = rows
+        self.rowcount = rowcount  # of an INSERT, UPDATE or DELETE
 
     def first(self) -> Any:
         return self._rows[0] if self._rows else None
@@ -70,6 +74,11 @@ class PlainRows:
 
     def scalars(self) -> Scalars:
         return PlainRows([row[0] for row in self._rows])
+
+    def scalar_one_or_none(self) -> Any:
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("more than one row where one or none was expected")
+        return self.scalar()
 
 
 class Writer(Protocol):

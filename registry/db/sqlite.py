@@ -1,6 +1,7 @@
-"""SQLite without aiosqlite on the hot paths: reads and writes each run in one thread hop per statement on plain
-sqlite3 connections (aiosqlite takes several hops per statement, which made every lookup and every write
-transaction cost milliseconds), plus the pragmas and BEGIN IMMEDIATE every connection needs."""
+"""SQLite without aiosqlite on the hot paths: reads run in one thread hop per statement on plain sqlite3
+connections, write transactions in one hop each (aiosqlite takes several hops per statement, which made every
+lookup and every write transaction cost milliseconds), plus the pragmas and BEGIN IMMEDIATE every connection
+needs."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ import collections
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, create_engine, event
-from sqlalchemy.engine import URL, Connection, CursorResult, FrozenResult
+from sqlalchemy import Dialect, Engine, Select, create_engine, event
+from sqlalchemy.engine import URL, Connection, FrozenResult
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 
-from registry.db.sessions import Params, PlainRows, Rows, Scalars
+from registry.db.sessions import Params, PlainRows, Rows, Scalars, Writer
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: every later statement waits for other processes' locks
@@ -34,7 +37,65 @@ class _PlainStatement:
     sql: str
     names: tuple[str, ...]  # bind parameter names in positional order
     defaults: dict[str, Any]
-    row: type[tuple[Any, ...]]
+    processors: dict[str, Callable[[Any], Any]]  # the dialect's conversion of a bound value (a datetime to text)
+    row: Callable[[Any], tuple[Any, ...]]
+
+    def arguments(self, params: Params) -> list[Any]:
+        values = params or {}
+        arguments = [values[name] if name in values else self.defaults[name] for name in self.names]
+        for index, name in enumerate(self.names):
+            process = self.processors.get(name)
+            if process is not None:
+                arguments[index] = process(arguments[index])
+        return arguments
+
+    def run(self, connection: sqlite3.Connection, params: Params | list[dict[str, Any]]) -> PlainRows:
+        if isinstance(params, list):  # an executemany: nothing to read back
+            return PlainRows([], connection.executemany(self.sql, [self.arguments(p) for p in params]).rowcount)
+        cursor = connection.execute(self.sql, self.arguments(params))
+        return PlainRows([self.row(row) for row in cursor.fetchall()], cursor.rowcount)
+
+
+class _PlainStatements:
+    """Statements marked ``plain``, each compiled once (per set of parameter names: an INSERT sets the columns it
+    is given) and run as its SQL on a sqlite3 connection, skipping SQLAlchemy's execution machinery, which costs
+    several times what SQLite does for a point lookup or a one-row write. Bound values get the dialect's
+    conversions; rows come back as they are, so ``plain`` marks statements whose columns need none (integers,
+    text, bytes). One whose compilation leaves work to SQLAlchemy (column defaults it computes) runs through it."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._compiled: dict[tuple[int, frozenset[str]], tuple[Executable, _PlainStatement | None]] = {}
+
+    def get(self, statement: Executable, params: Params | list[dict[str, Any]]) -> _PlainStatement | None:
+        """The statement compiled for these parameters, or None when it needs SQLAlchemy to run it."""
+        if not statement.get_execution_options().get("plain_rows"):
+            return None
+        keys = frozenset((params[0] if isinstance(params, list) else params) or ())
+        found = self._compiled.get((id(statement), keys))
+        if found is None:
+            found = self._compiled[(id(statement), keys)] = (statement, self._compile(statement, keys))
+        return found[1]  # the statement is kept alive with its id
+
+    def _compile(self, statement: Executable, keys: frozenset[str]) -> _PlainStatement | None:
+        assert isinstance(statement, Select | UpdateBase), "only SELECT, INSERT, UPDATE and DELETE are marked plain"
+        compiled = statement.compile(dialect=self._dialect, column_keys=sorted(keys))
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            return None  # column defaults SQLAlchemy computes
+        names = tuple(compiled.positiontup or ())
+        processors: dict[str, Callable[[Any], Any]] = {}
+        for name in names:
+            process = compiled.binds[name].type.dialect_impl(self._dialect).bind_processor(self._dialect)
+            if process is not None:
+                processors[name] = process
+        row: Callable[[Any], tuple[Any, ...]] = tuple
+        if isinstance(statement, Select):
+            columns = tuple(statement.selected_columns.keys())
+            row_type = collections.namedtuple("PlainRow", columns, rename=True)  # type: ignore[misc]
+            row = row_type._make
+        defaults = dict(compiled.construct_params(_check=False))
+        return _PlainStatement(compiled.string, names, defaults, processors, row)
 
 
 class ThreadedReader:
@@ -49,27 +110,22 @@ class ThreadedReader:
         # its own threads: metadata reads never queue behind blob writes in the default executor
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
         self._local = threading.local()
-        self._plain: dict[int, tuple[Executable, _PlainStatement]] = {}
+        self._plain = _PlainStatements(engine.dialect)
         self._inline: sqlite3.Connection | None = None
 
     def _run(self, statement: Executable, params: Params) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, params).freeze()
 
-    def _run_plain(
-        self, plain: _PlainStatement, params: Params, connection: sqlite3.Connection | None = None
-    ) -> list[Any]:
-        values = params or {}
-        arguments = [values[name] if name in values else plain.defaults[name] for name in plain.names]
-        rows = (connection or self._connection()).execute(plain.sql, arguments).fetchall()
-        return [plain.row._make(row) for row in rows]  # type: ignore[attr-defined]
+    def _run_plain(self, plain: _PlainStatement, params: Params) -> PlainRows:
+        return plain.run(self._connection(), params)
 
-    def _run_inline(self, plain: _PlainStatement, params: Params) -> list[Any] | None:
+    def _run_inline(self, plain: _PlainStatement, params: Params) -> PlainRows | None:
         """On the event loop, where a thread hop would cost several times the lookup; None when SQLite is busy."""
         if self._inline is None:
             self._inline = self._open(busy_timeout_ms=0)
         try:
-            return self._run_plain(plain, params, self._inline)
+            return plain.run(self._inline, params)
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return None
@@ -88,29 +144,16 @@ class ThreadedReader:
         connection.execute("PRAGMA query_only=ON")
         return connection
 
-    def _compiled(self, statement: Executable) -> _PlainStatement:
-        found = self._plain.get(id(statement))
-        if found is None:
-            assert isinstance(statement, Select), "only SELECTs are marked plain"
-            compiled = statement.compile(dialect=self._engine.dialect)
-            names = tuple(compiled.positiontup or ())
-            keys = tuple(statement.selected_columns.keys())
-            row = collections.namedtuple("PlainRow", keys, rename=True)  # type: ignore[misc]
-            plain = _PlainStatement(compiled.string, names, dict(compiled.construct_params(_check=False)), row)
-            found = self._plain[id(statement)] = (statement, plain)  # the statement is kept alive with its id
-        return found[1]
-
     async def execute(self, statement: Executable, params: Params = None, /) -> Rows:
         loop = asyncio.get_running_loop()
-        options = statement.get_execution_options()
-        if options.get("plain_rows"):
-            plain = self._compiled(statement)
-            rows = self._run_inline(plain, params) if options.get("inline") else None
-            if rows is None:
-                rows = await loop.run_in_executor(self._executor, self._run_plain, plain, params)
-            return PlainRows(rows)
-        frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
-        return frozen()
+        plain = self._plain.get(statement, params)
+        if plain is None:
+            frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
+            return frozen()
+        rows = self._run_inline(plain, params) if statement.get_execution_options().get("inline") else None
+        if rows is None:
+            rows = await loop.run_in_executor(self._executor, self._run_plain, plain, params)
+        return rows
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -125,55 +168,99 @@ class ThreadedReader:
         return (await self.execute(statement, params)).scalars()
 
 
-class ThreadedWriter:
-    """One write transaction on a connection taken in the writer's own thread, one hop per statement. Results come
-    back whole (rows frozen, or the row count of a DML statement), never a cursor to read across threads."""
+class WriteThread:
+    """SQLite write transactions, each run whole in this one thread: BEGIN, the statements, COMMIT in a single hop.
 
-    def __init__(self, engine: Engine, executor: ThreadPoolExecutor) -> None:
-        self._engine = engine
-        self._executor = executor
-        self._open: Connection | None = None
+    The transaction's work is a coroutine over an ``_InlineWriter``, whose statements run at once and never
+    suspend, so it is driven to its end here without an event loop: no write transaction waits on the event
+    loop between its statements (under load that wait, not SQLite, was most of a transaction's time). One thread:
+    SQLite has one writer at a time, and this process's transactions queue on it in order; other processes
+    (workers, replicas) still meet at SQLite's lock.
 
-    async def _call(self, function: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+    A transaction run with ``durable=False`` commits with ``synchronous=NORMAL``: its WAL frames are written but
+    not fsynced. Only transactions whose loss after a power cut costs nothing acknowledged may ask for it (an
+    upload session's creation, its lease and size bookkeeping: the client restarts the upload). The next
+    ``synchronous=FULL`` commit fsyncs the WAL file, and the WAL is only ever appended to between checkpoints
+    (sqlite.org/wal.html), so that fsync makes every earlier frame durable too: a durable commit never depends on
+    an earlier commit that could still be lost. A checkpoint syncs the WAL before copying it into the database
+    (pragma.html#pragma_synchronous), so frames it moves are durable either way, and WAL mode stays consistent
+    under NORMAL ("WAL mode is always consistent with synchronous=NORMAL", same page)."""
 
-    def _connection(self) -> Connection:
-        if self._open is None:
-            self._open = self._engine.connect()  # the transaction begins (IMMEDIATE) at the first statement
-        return self._open
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine.execution_options(sqlite_immediate=True)
+        self._connection: Connection | None = None  # the writer thread's own, kept open
+        self._plain = _PlainStatements(engine.dialect)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
 
-    def _execute(self, statement: Executable, params: Any) -> Any:
-        result: Any = self._connection().execute(statement, params)
-        if isinstance(result, CursorResult) and not result.returns_rows:
-            return result  # DML: its rowcount, no cursor left open
-        if isinstance(params, list):
-            return None  # an executemany (bulk insert): nothing to read
-        return result.freeze()()
+    async def run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work, durable)
+
+    def _run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
+        connection = self._connect()
+        connection.execution_options(sqlite_synchronous="FULL" if durable else "NORMAL")
+        with connection.begin():
+            return _drive(work(_InlineWriter(connection, self._plain)))
+
+    async def run_sync(self, function: Callable[[Connection], None]) -> None:
+        """``function`` on the writer's connection in one durable transaction, in this thread (migrations)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._run_sync, function)
+
+    def _run_sync(self, function: Callable[[Connection], None]) -> None:
+        connection = self._connect()
+        connection.execution_options(sqlite_synchronous="FULL")
+        with connection.begin():
+            function(connection)
+
+    def _connect(self) -> Connection:
+        if self._connection is None or self._connection.invalidated:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._connection is not None:
+            self._connection.close()
+        self._engine.engine.dispose()
+
+
+def _drive(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine that never suspends to its end, in this thread."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: _T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a write transaction awaited something other than its own statements")
+
+
+class _InlineWriter:
+    """The ``Writer`` a ``WriteThread`` transaction gets: each statement runs at once on the transaction's
+    connection, in the writer thread, and its result is read there too."""
+
+    def __init__(self, connection: Connection, plain: _PlainStatements) -> None:
+        self._connection = connection
+        self._plain = plain
 
     async def execute(self, statement: Executable, params: Any = None, /) -> Any:
-        return await self._call(self._execute, statement, params)
+        plain = self._plain.get(statement, params)
+        if plain is not None:
+            driver = self._connection.connection.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            return plain.run(driver, params)
+        return self._connection.execute(statement, params)
 
     async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
-        return await self._call(lambda: self._connection().scalar(statement, params))
+        return (await self.execute(statement, params)).scalar()
 
     async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
-        return PlainRows(list(await self._call(lambda: self._connection().scalars(statement, params).all())))
+        found: Scalars = (await self.execute(statement, params)).scalars()
+        return found
 
     def get_bind(self) -> Any:
-        return self._engine
-
-    async def finish(self, commit: bool) -> None:
-        if self._open is not None:
-            await self._call(self._finish, self._open, commit)
-
-    def _finish(self, connection: Connection, commit: bool) -> None:
-        try:
-            if commit:
-                connection.commit()
-            else:
-                connection.rollback()
-        finally:
-            connection.close()
+        return self._connection
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -219,5 +306,9 @@ def take_over_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        synchronous = options.get("sqlite_synchronous", "FULL")  # a transaction's, set before it begins
+        if conn.info.get("synchronous", "FULL") != synchronous:
+            conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+            conn.info["synchronous"] = synchronous
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")

@@ -98,9 +98,12 @@ async def upload_status(request: Request) -> Response:
 async def finish_upload(request: Request) -> Response:
     name, upload_id = repo_name(request), request.path_params["uuid"]
     uploads = services(request).uploads
-    await uploads.size(name, upload_id)  # an unknown session is 404 before anything else
-    digest, start = query_digest(request), _content_range_start(request)
-    await uploads.complete(name, upload_id, digest, request.stream(), start)
+    try:
+        digest, start = query_digest(request), _content_range_start(request)
+    except RegistryError:
+        await uploads.size(name, upload_id)  # an unknown session is 404 before anything else
+        raise
+    await uploads.complete(name, upload_id, digest, request.stream(), start)  # 404 too
     return _created(request, name, digest)
 
 

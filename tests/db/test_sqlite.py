@@ -19,8 +19,7 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
     database = Database(url)
     await migrate.upgrade(database, url)
-    async with database.write() as session:
-        await queries.ensure_repository(session, "library/app")
+    await database.write(lambda session: queries.ensure_repository(session, "library/app"))
     yield database
     await database.dispose()
 
