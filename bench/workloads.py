@@ -131,6 +131,17 @@ def blob_get(client: httpx.Client, repo: str, digest: str, size: int) -> float:
     return size / MiB / (time.perf_counter() - started)
 
 
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    """A response's status and its headers with lower-case names, from the bytes before the empty line."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name:
+            headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers
+
+
 def _drain_response(sock: socket.socket) -> int:
     """Read a 200 response with a Content-Length and discard its body; the body's size."""
     buffer = bytearray(PIECE)
@@ -142,10 +153,9 @@ def _drain_response(sock: socket.socket) -> int:
             raise RuntimeError(f"connection closed in the response head: {head!r}")
         head += view[:count]
     head, _, early = head.partition(b"\r\n\r\n")
-    status, *lines = head.decode("latin-1").split("\r\n")
-    if status.split(" ")[1] != "200":
+    status, fields = _parse_head(head)
+    if status != 200:
         raise RuntimeError(f"GET: {status}")
-    fields = dict(line.lower().split(": ", 1) for line in lines)
     length = int(fields["content-length"])
     received = len(early)
     while received < length:
@@ -287,13 +297,7 @@ class RawConnection:
         try:
             writer.write(head.encode() + body)
             await writer.drain()
-            lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            status = int(lines[0].split()[1])
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name:
-                    headers[name.strip().lower()] = value.strip()
+            status, headers = _parse_head(await reader.readuntil(b"\r\n\r\n"))
             if "content-length" in headers:
                 data = await reader.readexactly(int(headers["content-length"]))
             elif headers.get("transfer-encoding", "").lower() == "chunked":

@@ -34,7 +34,7 @@ class TagPage:
 class _Kept:
     version: tuple[int, int]  # the repository's id and tags_version the list was read at
     tags: list[str] | None  # sorted byte-wise, as SQL sorts them; None: too many to keep
-    rendered: tuple[slice, bytes] | None = None  # the last page rendered from it: repeated full listings reuse it
+    rendered: tuple[slice, list[str], bytes] | None = None  # the last page cut from it: repeated listings reuse it
 
     @property
     def weight(self) -> int:
@@ -79,10 +79,10 @@ def _page(repo: str, kept: _Kept, last: str | None, n: int) -> TagPage:
     start = 0 if last is None else bisect_right(kept.tags, last)
     window = slice(start, min(start + n, len(kept.tags)))
     has_more = n > 0 and window.stop < len(kept.tags)
-    tags = kept.tags[window]
     if kept.rendered is None or kept.rendered[0] != window:
-        kept.rendered = (window, _body(repo, tags))
-    return TagPage(tags, has_more, kept.rendered[1])
+        tags = kept.tags[window]
+        kept.rendered = (window, tags, _body(repo, tags))
+    return TagPage(kept.rendered[1], has_more, kept.rendered[2])
 
 
 def _body(repo: str, tags: list[str]) -> bytes:

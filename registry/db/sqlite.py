@@ -10,8 +10,9 @@ import collections
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -196,9 +197,7 @@ class WriteThread:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, work, durable)
 
     def _run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
-        connection = self._connect()
-        connection.execution_options(sqlite_synchronous="FULL" if durable else "NORMAL")
-        with connection.begin():
+        with self._transaction(durable) as connection:
             return _drive(work(_InlineWriter(connection, self._plain)))
 
     async def run_sync(self, function: Callable[[Connection], None]) -> None:
@@ -206,10 +205,15 @@ class WriteThread:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._run_sync, function)
 
     def _run_sync(self, function: Callable[[Connection], None]) -> None:
-        connection = self._connect()
-        connection.execution_options(sqlite_synchronous="FULL")
-        with connection.begin():
+        with self._transaction(durable=True) as connection:
             function(connection)
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[Connection]:
+        connection = self._connect()
+        connection.execution_options(sqlite_synchronous="FULL" if durable else "NORMAL")
+        with connection.begin():
+            yield connection
 
     def _connect(self) -> Connection:
         if self._connection is None or self._connection.invalidated:
