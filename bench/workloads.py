@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -142,28 +141,63 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(lines[0].split()[1]), headers
 
 
-def _drain_response(sock: socket.socket) -> int:
-    """Read a 200 response with a Content-Length and discard its body; the body's size."""
-    buffer = bytearray(PIECE)
-    view = memoryview(buffer)
+def _read_head(sock: socket.socket, view: memoryview) -> tuple[int, dict[str, str], bytes]:
+    """Receive a response's head into ``view``: its status, its headers and the body bytes that came with it."""
     head = b""
     while b"\r\n\r\n" not in head:
-        count = sock.recv_into(view)
-        if not count:
-            raise RuntimeError(f"connection closed in the response head: {head!r}")
-        head += view[:count]
+        head += _receive(sock, view, len(view), head)
     head, _, early = head.partition(b"\r\n\r\n")
     status, fields = _parse_head(head)
+    return status, fields, early
+
+
+def _receive(sock: socket.socket, view: memoryview, most: int, so_far: bytes) -> memoryview:
+    count = sock.recv_into(view, most)
+    if not count:
+        raise RuntimeError(f"connection closed after {len(so_far)} bytes: {so_far[:200]!r}")
+    return view[:count]
+
+
+def _drain_response(sock: socket.socket) -> int:
+    """Read a 200 response with a Content-Length and discard its body; the body's size."""
+    view = memoryview(bytearray(PIECE))
+    status, fields, early = _read_head(sock, view)
     if status != 200:
         raise RuntimeError(f"GET: {status}")
     length = int(fields["content-length"])
     received = len(early)
     while received < length:
-        count = sock.recv_into(view, min(PIECE, length - received))
-        if not count:
-            raise RuntimeError(f"connection closed after {received} of {length} bytes")
-        received += count
+        received += len(_receive(sock, view, min(PIECE, length - received), b""))
     return received
+
+
+def _read_response(sock: socket.socket, view: memoryview) -> tuple[int, bytes]:
+    """The status and whole body of one response on a keep-alive connection, sized by Content-Length or chunked
+    (distribution's Go server chunks a long listing)."""
+    status, fields, data = _read_head(sock, view)
+    if "content-length" in fields:
+        length = int(fields["content-length"])
+        while len(data) < length:
+            data += _receive(sock, view, min(len(view), length - len(data)), data)
+        if len(data) != length:
+            raise RuntimeError(f"{len(data) - length} bytes after the body")
+        return status, data
+    if fields.get("transfer-encoding", "").lower() != "chunked":
+        raise RuntimeError(f"a response with neither Content-Length nor chunks: {fields}")
+    body = bytearray()
+    while True:
+        while b"\r\n" not in data:
+            data += _receive(sock, view, len(view), data)
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        while len(data) < size + 2:  # the chunk and its CRLF; the last chunk (0) is followed by the empty line
+            data += _receive(sock, view, len(view), data)
+        if size == 0:
+            if data != b"\r\n":
+                raise RuntimeError(f"trailers or bytes after the last chunk: {data[:200]!r}")
+            return status, bytes(body)
+        body += data[:size]
+        data = data[size + 2 :]
 
 
 def blob_get_redirected(client: httpx.Client, repo: str, digest: str, size: int) -> float:
@@ -417,23 +451,28 @@ def create_tags(base_urls: list[str], repo: str, manifest: bytes, count: int) ->
 
 
 def list_tags(client: httpx.Client, repo: str, expected: int, count: int = 20) -> float:
-    """Seconds for ``count`` full GET tags/list on one keep-alive connection of the standard library's client:
-    httpx spent about 1 ms of client CPU on each 10,000-tag body, as much as our server did."""
+    """Seconds for ``count`` full GET tags/list on one keep-alive connection, over a raw socket.
+
+    The client's own work is kept small, as it costs the same against either server: httpx spent about 1 ms of
+    client CPU on each 10,000-tag body, http.client with ``json.loads`` 0.75 ms, more than our server's 0.43 ms.
+    Each body is checked in full: the first one is decoded and must list at least ``expected`` tags, and each
+    later one must be byte-identical to a body that was decoded (nothing changes the tags meanwhile)."""
     url = client.base_url
-    connection = http.client.HTTPConnection(url.host, url.port or 80, timeout=TIMEOUT.read)
-    started = time.perf_counter()
-    try:
+    request = f"GET /v2/{repo}/tags/list HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n\r\n".encode()
+    view = memoryview(bytearray(PIECE))
+    checked = None
+    with socket.create_connection((url.host, url.port or 80), timeout=TIMEOUT.read) as sock:
+        started = time.perf_counter()
         for _ in range(count):
-            connection.request("GET", f"/v2/{repo}/tags/list")
-            response = connection.getresponse()
-            body = response.read()
-            if response.status != 200:
-                raise RuntimeError(f"GET tags/list: {response.status} {body[:200]!r}")
-            tags = json.loads(body)["tags"]
-            assert len(tags) >= expected, len(tags)
-    finally:
-        connection.close()
-    return time.perf_counter() - started
+            sock.sendall(request)
+            status, body = _read_response(sock, view)
+            if status != 200:
+                raise RuntimeError(f"GET tags/list: {status} {body[:200]!r}")
+            if body != checked:
+                tags = json.loads(body)["tags"]
+                assert len(tags) >= expected, len(tags)
+                checked = body
+        return time.perf_counter() - started
 
 
 async def _head_load(host: str, port: int, path: str, seconds: float, connections: int) -> tuple[int, int]:
