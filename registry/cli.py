@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import ssl
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
 from registry.db import migrate
-from registry.db.engine import Database
+from registry.db.engine import Database, sqlite_path
 from registry.protocol import RegistryHttpProtocol
 from storage_backends import create_backend
 
@@ -67,7 +68,18 @@ async def _migrate(config: Config) -> None:
         await database.dispose()
 
 
-async def _at_head(config: Config) -> bool:
+def _at_head(config: Config) -> bool:
+    """Whether the database is at head; a new SQLite database is brought there at once (``migrate.sqlite_at_head``)."""
+    path = sqlite_path(config.database_url)
+    if path is not None:
+        try:
+            return migrate.sqlite_at_head(path)
+        except sqlite3.DatabaseError as exc:
+            raise SystemExit(f"registry: migrating the database failed: {path}: {exc}") from None
+    return asyncio.run(_postgresql_at_head(config))
+
+
+async def _postgresql_at_head(config: Config) -> bool:
     database = Database(config.database_url)
     try:
         return await migrate.current_revision(database) == migrate.HEAD_REVISION
@@ -77,8 +89,9 @@ async def _at_head(config: Config) -> bool:
 
 def _migrate_in_child(config: Config) -> None:
     """Migrating loads Alembic, Mako, Pygments and four SQL dialects (about 12 MiB) that a server would then keep
-    for life: a database behind head is migrated by a forked child, so the server never imports them."""
-    if asyncio.run(_at_head(config)):
+    for life: a database behind head is migrated by a forked child, so the server never imports them. A new SQLite
+    database needs neither: it takes the head schema directly."""
+    if _at_head(config):
         return
     sys.stderr.flush()
     pid = os.fork()  # no thread runs yet: the check's reader thread is gone with its database

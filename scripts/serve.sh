@@ -9,4 +9,7 @@ if [[ ! -x .venv/bin/registry || pyproject.toml -nt .venv/.installed ]]; then
   .venv/bin/pip install -q -e .
   touch .venv/.installed
 fi
+# byte-compiled ahead, as an installed package is (only what changed): where PYTHONDONTWRITEBYTECODE is set, as in
+# many containers, each start would otherwise compile every module from source again
+.venv/bin/python -m compileall -q registry storage_backends migrations >/dev/null
 exec .venv/bin/registry serve "$@"

@@ -1,8 +1,13 @@
-"""Migrations: a database an older revision wrote upgrades to head with its data, and back down again."""
+"""Migrations: a database an older revision wrote upgrades to head with its data, and back down again; a new
+SQLite database takes the schema the migrations would make, without them."""
 
 from __future__ import annotations
 
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -93,9 +98,55 @@ async def test_the_migrated_schema_is_the_one_the_code_declares(config: Config) 
 
     database = Database(config.database_url)
     try:
-        await migrate.upgrade(database, config.database_url)
+        await migrate.upgrade(database, config.database_url, via_alembic=True)
         async with database.engine.connect() as connection:
             differences = await connection.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
     finally:
         await database.dispose()
     assert differences == []
+
+
+def _schema(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return migrate.sqlite_schema(connection)
+
+
+async def _migrated_by_alembic(path: Path, revision: str = "head") -> None:
+    url = f"sqlite:///{path}"
+    database = Database(url)
+    try:
+        await migrate.upgrade(database, url, revision, via_alembic=True)
+    finally:
+        await database.dispose()
+
+
+async def test_a_new_sqlite_database_takes_the_schema_the_migrations_make(tmp_path: Path) -> None:
+    await _migrated_by_alembic(tmp_path / "alembic.db")
+    assert migrate.sqlite_at_head(str(tmp_path / "new.db"))
+    assert migrate.sqlite_at_head(str(tmp_path / "new.db"))  # and then it is at head
+    regenerate = f"{migrate.SQLITE_HEAD_SCHEMA.name} is stale: run `.venv/bin/python -m registry.db.migrate`"
+    assert _schema(tmp_path / "new.db") == _schema(tmp_path / "alembic.db"), regenerate
+    assert _schema(tmp_path / "new.db")[-1].endswith(f"VALUES ('{migrate.HEAD_REVISION}')")
+
+
+def test_replicas_starting_together_make_a_new_database_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "new.db")
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(migrate.sqlite_at_head, [path] * 4)) == [True] * 4
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(migrate.HEAD_REVISION,)]
+
+
+async def test_an_older_sqlite_database_is_left_to_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    await _migrated_by_alembic(path, "0001")
+    before = _schema(path)
+    assert not migrate.sqlite_at_head(str(path))
+    assert _schema(path) == before
+    url = f"sqlite:///{path}"
+    database = Database(url)
+    try:
+        await migrate.upgrade(database, url)
+        assert await migrate.current_revision(database) == migrate.HEAD_REVISION
+    finally:
+        await database.dispose()

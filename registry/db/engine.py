@@ -47,6 +47,15 @@ def _resolve(url: str) -> URL:
     return parsed
 
 
+def sqlite_path(url: str) -> str | None:
+    """The SQLite database's file (or ``file:`` URI) that ``url`` names, its directory made; None for PostgreSQL."""
+    parsed = _resolve(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    _ensure_sqlite_directory(parsed)
+    return str(parsed.database)
+
+
 def _async_engine(url: URL, is_sqlite: bool) -> AsyncEngine:
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -71,6 +80,11 @@ class Database:
             from sqlalchemy.ext.asyncio import async_sessionmaker
 
             self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite database's file (or ``file:`` URI); None on PostgreSQL."""
+        return str(self._url.database) if self.is_sqlite else None
 
     @property
     def engine(self) -> AsyncEngine:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import sys
+import tempfile
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +25,9 @@ MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 # the newest revision in migrations/versions (a test keeps them equal): a database already there starts without
 # loading Alembic at all, which is most of a restart's import time
 HEAD_REVISION = "0002"
+# what the migrations make of a new SQLite database, statement by statement (``python -m registry.db.migrate`` writes
+# it; a test keeps it equal to what they make): a new database gets it in one transaction, without Alembic
+SQLITE_HEAD_SCHEMA = MIGRATIONS_DIR / "sqlite_head.sql"
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -40,9 +48,54 @@ async def current_revision(database: Database) -> str | None:
     return None if found is None else str(found)
 
 
-async def upgrade(database: Database, url: str, revision: str = "head") -> None:
-    if revision == "head" and await current_revision(database) == HEAD_REVISION:
-        return
+def _sqlite_revision(connection: sqlite3.Connection) -> str | None:
+    try:
+        found = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:  # no such table: a new database
+        return None
+    return None if found is None else str(found[0])
+
+
+def sqlite_head_statements() -> list[str]:
+    statements, pending = [], ""
+    for line in SQLITE_HEAD_SCHEMA.read_text().splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"{SQLITE_HEAD_SCHEMA}: an incomplete statement at the end: {pending!r}")
+    return statements
+
+
+def sqlite_at_head(path: str) -> bool:
+    """Whether the SQLite database at ``path`` is at head, with the standard library alone; a new one (no table at
+    all) is first given the head schema in one transaction, so it is at head without Alembic or its imports. False
+    for a database an older revision made: Alembic migrates it."""
+    with closing(sqlite3.connect(path, timeout=30, isolation_level=None, uri=path.startswith("file:"))) as connection:
+        if _sqlite_revision(connection) == HEAD_REVISION:
+            return True
+        connection.execute("BEGIN IMMEDIATE")  # replicas or workers starting together: one creates, the others see it
+        try:
+            if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                return _sqlite_revision(connection) == HEAD_REVISION
+            for statement in sqlite_head_statements():
+                connection.execute(statement)
+            connection.execute("COMMIT")
+        finally:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+    return True
+
+
+async def upgrade(database: Database, url: str, revision: str = "head", *, via_alembic: bool = False) -> None:
+    """To ``revision``; to head, a new SQLite database takes the head schema directly, unless ``via_alembic``."""
+    if revision == "head" and not via_alembic:
+        sqlite_path = database.sqlite_path
+        if sqlite_path is not None and await asyncio.to_thread(sqlite_at_head, sqlite_path):
+            return
+        if sqlite_path is None and await current_revision(database) == HEAD_REVISION:
+            return
     from alembic import command
 
     cfg = alembic_config(url)
@@ -59,3 +112,35 @@ async def upgrade(database: Database, url: str, revision: str = "head") -> None:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await connection.run_sync(_upgrade)
+
+
+async def _write_sqlite_head_schema() -> None:
+    """Migrate a new SQLite database with Alembic and write what that made to ``SQLITE_HEAD_SCHEMA``."""
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{directory}/head.db"
+        database = Database(url)
+        try:
+            await upgrade(database, url, via_alembic=True)
+        finally:
+            await database.dispose()
+        with closing(sqlite3.connect(f"{directory}/head.db")) as connection:
+            statements = sqlite_schema(connection)
+    header = f"-- written by `python -m registry.db.migrate` from the migrations up to {HEAD_REVISION}: do not edit\n"
+    SQLITE_HEAD_SCHEMA.write_text(header + "".join(f"{statement};\n" for statement in statements))
+
+
+def sqlite_schema(connection: sqlite3.Connection) -> list[str]:
+    """A SQLite database's schema as the statements that make it, in the order they were made, and its revision."""
+    made = connection.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite%' ORDER BY rowid"
+    )
+    statements = [str(sql) for (sql,) in made]
+    revision = _sqlite_revision(connection)
+    if revision is not None:
+        statements.append(f"INSERT INTO alembic_version (version_num) VALUES ('{revision}')")
+    return statements
+
+
+if __name__ == "__main__":
+    asyncio.run(_write_sqlite_head_schema())
+    print(f"wrote {SQLITE_HEAD_SCHEMA}", file=sys.stderr)
