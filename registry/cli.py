@@ -82,7 +82,7 @@ def _at_head(config: Config) -> bool:
 async def _postgresql_at_head(config: Config) -> bool:
     database = Database(config.database_url)
     try:
-        return await migrate.current_revision(database) == migrate.HEAD_REVISION
+        return await migrate.at_head(database)
     finally:
         await database.dispose()
 

@@ -76,6 +76,17 @@ async def started_client(config: Config) -> AsyncIterator[httpx.AsyncClient]:
         await database.dispose()
 
 
+async def migrated_by_alembic(path: Path, revision: str = "head") -> None:
+    """The SQLite database at ``path`` migrated to ``revision`` by Alembic (a new one too, which would otherwise take
+    the head schema directly)."""
+    url = f"sqlite:///{path}"
+    database = Database(url)
+    try:
+        await migrate.upgrade(database, url, revision, via_alembic=True)
+    finally:
+        await database.dispose()
+
+
 async def _postgres_admin(statement: str) -> None:
     assert POSTGRES_ADMIN_URL is not None
     connection = await asyncpg.connect(POSTGRES_ADMIN_URL.replace("+asyncpg", ""))

@@ -17,6 +17,7 @@ from registry.config import Config
 from registry.db import migrate
 from registry.db.engine import Database
 from tests.api_helpers import client_on, digest_of, image_manifest, push_image
+from tests.conftest import migrated_by_alembic
 
 MANIFEST = image_manifest(b"config", [])
 # the 0001 tables as that revision wrote them, with only the columns the rows below fill
@@ -111,17 +112,8 @@ def _schema(path: Path) -> list[str]:
         return migrate.sqlite_schema(connection)
 
 
-async def _migrated_by_alembic(path: Path, revision: str = "head") -> None:
-    url = f"sqlite:///{path}"
-    database = Database(url)
-    try:
-        await migrate.upgrade(database, url, revision, via_alembic=True)
-    finally:
-        await database.dispose()
-
-
 async def test_a_new_sqlite_database_takes_the_schema_the_migrations_make(tmp_path: Path) -> None:
-    await _migrated_by_alembic(tmp_path / "alembic.db")
+    await migrated_by_alembic(tmp_path / "alembic.db")
     assert migrate.sqlite_at_head(str(tmp_path / "new.db"))
     assert migrate.sqlite_at_head(str(tmp_path / "new.db"))  # and then it is at head
     regenerate = f"{migrate.SQLITE_HEAD_SCHEMA.name} is stale: run `.venv/bin/python -m registry.db.migrate`"
@@ -139,7 +131,7 @@ def test_replicas_starting_together_make_a_new_database_once(tmp_path: Path) -> 
 
 async def test_an_older_sqlite_database_is_left_to_alembic(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    await _migrated_by_alembic(path, "0001")
+    await migrated_by_alembic(path, "0001")
     before = _schema(path)
     assert not migrate.sqlite_at_head(str(path))
     assert _schema(path) == before

@@ -5,6 +5,7 @@ or memory. And the garbage collector, off while it starts, is on again once it s
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import socket
 import sqlite3
@@ -17,6 +18,7 @@ import pytest
 
 from registry.cli import main
 from registry.db import migrate
+from tests.conftest import migrated_by_alembic
 
 # each was once imported on the default path: S3's client, token auth, migrations, the async engine and the ORM,
 # websockets
@@ -65,17 +67,6 @@ finally:
 """
 
 
-# a database revision 0001 made, as far as migration 0002 needs: the tables it alters and triggers on
-OLDER_SCHEMA = (
-    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)",
-    "INSERT INTO alembic_version VALUES ('0001')",
-    "CREATE TABLE repositories (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL UNIQUE,"
-    " created_at DATETIME NOT NULL)",
-    "CREATE TABLE tags (id INTEGER NOT NULL PRIMARY KEY, repository_id INTEGER NOT NULL, name VARCHAR(128) NOT NULL,"
-    " manifest_id INTEGER NOT NULL, updated_at DATETIME NOT NULL)",
-)
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,11 +95,7 @@ def test_serve_with_the_default_setup_loads_no_heavy_library_and_collects_garbag
     if database == "at head":
         main(["migrate", config])  # a restart: no Alembic at all
     elif database == "at 0001":
-        (tmp_path / "data").mkdir()
-        with closing(sqlite3.connect(tmp_path / "data" / "registry.db")) as connection:
-            for statement in OLDER_SCHEMA:
-                connection.execute(statement)
-            connection.commit()
+        asyncio.run(migrated_by_alembic(tmp_path / "data" / "registry.db", "0001"))
     args = [sys.executable, "-c", SERVE_ONCE, config, str(port), *NOT_ON_THE_DEFAULT_PATH]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1])
     assert done.returncode == 0, done.stderr

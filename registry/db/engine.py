@@ -49,7 +49,10 @@ def _resolve(url: str) -> URL:
 
 def sqlite_path(url: str) -> str | None:
     """The SQLite database's file (or ``file:`` URI) that ``url`` names, its directory made; None for PostgreSQL."""
-    parsed = _resolve(url)
+    return _sqlite_file(_resolve(url))
+
+
+def _sqlite_file(parsed: URL) -> str | None:
     if parsed.get_backend_name() != "sqlite":
         return None
     _ensure_sqlite_directory(parsed)
@@ -68,23 +71,18 @@ def _async_engine(url: URL, is_sqlite: bool) -> AsyncEngine:
 class Database:
     def __init__(self, url: str) -> None:
         parsed = self._url = _resolve(url)
-        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.sqlite_path = _sqlite_file(parsed)  # the SQLite database's file (or ``file:`` URI); None on PostgreSQL
+        self.is_sqlite = self.sqlite_path is not None
         self._engine: AsyncEngine | None = None
         self._reader: ThreadedReader | None = None
         self._writer: WriteThread | None = None
-        if self.is_sqlite:
-            _ensure_sqlite_directory(parsed)
-            self._reader = ThreadedReader(sync_engine(parsed, writes=False), str(parsed.database))
+        if self.sqlite_path is not None:
+            self._reader = ThreadedReader(sync_engine(parsed, writes=False), self.sqlite_path)
             self._writer = WriteThread(sync_engine(parsed, writes=True))
         else:
             from sqlalchemy.ext.asyncio import async_sessionmaker
 
             self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-
-    @property
-    def sqlite_path(self) -> str | None:
-        """The SQLite database's file (or ``file:`` URI); None on PostgreSQL."""
-        return str(self._url.database) if self.is_sqlite else None
 
     @property
     def engine(self) -> AsyncEngine:

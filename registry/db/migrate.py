@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 import migrations
+from registry.db import sqlite
 from registry.db.engine import Database
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def sqlite_at_head(path: str) -> bool:
     """Whether the SQLite database at ``path`` is at head, with the standard library alone; a new one (no table at
     all) is first given the head schema in one transaction, so it is at head without Alembic or its imports. False
     for a database an older revision made: Alembic migrates it."""
-    with closing(sqlite3.connect(path, timeout=30, isolation_level=None, uri=path.startswith("file:"))) as connection:
+    with closing(sqlite.connect(path, busy_timeout_ms=30_000)) as connection:
         if _sqlite_revision(connection) == HEAD_REVISION:
             return True
         connection.execute("BEGIN IMMEDIATE")  # replicas or workers starting together: one creates, the others see it
@@ -88,14 +89,17 @@ def sqlite_at_head(path: str) -> bool:
     return True
 
 
+async def at_head(database: Database) -> bool:
+    """Whether the database is at head; a new SQLite database is brought there first (``sqlite_at_head``)."""
+    if database.sqlite_path is not None:
+        return await asyncio.to_thread(sqlite_at_head, database.sqlite_path)
+    return await current_revision(database) == HEAD_REVISION
+
+
 async def upgrade(database: Database, url: str, revision: str = "head", *, via_alembic: bool = False) -> None:
     """To ``revision``; to head, a new SQLite database takes the head schema directly, unless ``via_alembic``."""
-    if revision == "head" and not via_alembic:
-        sqlite_path = database.sqlite_path
-        if sqlite_path is not None and await asyncio.to_thread(sqlite_at_head, sqlite_path):
-            return
-        if sqlite_path is None and await current_revision(database) == HEAD_REVISION:
-            return
+    if revision == "head" and not via_alembic and await at_head(database):
+        return
     from alembic import command
 
     cfg = alembic_config(url)

@@ -99,6 +99,15 @@ class _PlainStatements:
         return _PlainStatement(compiled.string, names, defaults, processors, row)
 
 
+def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A plain sqlite3 connection to the file (or ``file:`` URI) at ``path``, usable from any thread, in autocommit
+    mode (its transactions are the ones it begins), waiting up to ``busy_timeout_ms`` for other connections' locks."""
+    uri = path.startswith("file:")
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, uri=uri)
+    connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    return connection
+
+
 class ThreadedReader:
     """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
     (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds. Statements
@@ -139,9 +148,7 @@ class ThreadedReader:
         return connection
 
     def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
-        uri = self._path.startswith("file:")
-        connection = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, uri=uri)
-        connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        connection = connect(self._path, busy_timeout_ms)
         connection.execute("PRAGMA query_only=ON")
         return connection
 
