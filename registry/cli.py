@@ -21,8 +21,9 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from registry import __version__, users
+from registry import __version__
 from registry.app import create_app
+from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
