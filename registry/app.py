@@ -23,6 +23,7 @@ from registry.content.tags import TagLists
 from registry.content.uploads import UploadStore
 from registry.db.engine import Database
 from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_response
+from registry.forwarded import ForwardedHeaders
 from registry.handlers.base import Services
 from registry.routes import api_routes
 from storage_backends import StorageBackend, StorageError, create_backend
@@ -116,5 +117,6 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     app.state.gate, app.state.token_service = auth.gate, auth.token_service
     app.router.redirect_slashes = False  # an unknown path is a 404, never a redirect to a route (distribution)
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
+    app.add_middleware(ForwardedHeaders, trusted=config.http.trustedproxies)
     app.add_middleware(APIVersionHeader, extra=extra)
     return app

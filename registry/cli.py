@@ -124,7 +124,7 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
         "http": RegistryHttpProtocol,
         "access_log": not config.log_accesslog_disabled,
         "log_level": LOG_LEVELS.get(config.log_level, logging.DEBUG),
-        "proxy_headers": True,
+        "proxy_headers": False,  # forwarded headers are read by registry.forwarded, from http.trustedproxies only
         "server_header": False,
         "ws": "none",  # no websocket routes: the websockets library is never imported
         "workers": workers if workers > 1 else None,

@@ -19,12 +19,14 @@ from urllib.parse import urlsplit
 import yaml
 
 from registry.config_schema import NON_DRIVER_KEYS, SCHEMA, apply_env, ignored_keys
+from registry.forwarded import TrustedProxies
 
 SUPPORTED_VERSION = "0.1"
 DRIVERS = ("filesystem", "inmemory", "s3")
 LOG_LEVELS = ("error", "warn", "info", "debug")
 LOG_FORMATTERS = ("text", "json", "logstash")
 DEFAULT_ADDR = "127.0.0.1:5000"
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")  # uvicorn's forwarded_allow_ips default: a proxy on this host
 FILESYSTEM_DEFAULT_ROOT = "/var/lib/registry"  # distribution's filesystem driver default
 
 _MISSING = object()
@@ -59,6 +61,7 @@ class HttpConfig:
     headers: dict[str, list[str]]
     net: str = "tcp"
     draintimeout: float | None = None
+    trustedproxies: TrustedProxies = TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES)
 
 
 @dataclass(frozen=True)
@@ -346,7 +349,23 @@ def _http_config(raw: dict[str, Any]) -> HttpConfig:
         headers=_headers(raw),
         net=net,
         draintimeout=_duration(raw, "http.draintimeout", None),
+        trustedproxies=_trusted_proxies(raw),
     )
+
+
+def _trusted_proxies(raw: dict[str, Any]) -> TrustedProxies:
+    """A list, or one string of entries separated by commas or spaces (``REGISTRY_HTTP_TRUSTEDPROXIES``)."""
+    key = "http.trustedproxies"
+    value = _lookup(raw, key)
+    if value is _MISSING:
+        return TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES)
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(key, f"expected a list of addresses, networks or *, got {_show(value)}")
+    try:
+        return TrustedProxies.parse(items)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
 
 
 def _host(raw: dict[str, Any]) -> str | None:

@@ -32,6 +32,7 @@ STORAGE_SCHEMA: dict[str, object] = {
 HTTP_SCHEMA: dict[str, object] = {
     **dict.fromkeys(("addr", "net", "host", "prefix", "secret"), "str"),
     **{"relativeurls": "bool", "draintimeout": "duration", "workers": "int", "tls": OPEN, "headers": OPEN},
+    "trustedproxies": "list",
 }
 SCHEMA: dict[str, object] = {
     "version": "str",

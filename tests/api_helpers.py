@@ -16,7 +16,7 @@ import httpx
 from starlette.applications import Starlette
 
 from registry.config import Config
-from tests.conftest import BASE_URL, make_config, started_client
+from tests.conftest import BASE_URL, PEER, make_config, started_client
 
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
 API_VERSION = "registry/2.0"
@@ -77,8 +77,8 @@ async def client_for(tmp_path: Path, driver: str, **env: str) -> AsyncIterator[h
 
 
 @contextlib.asynccontextmanager
-async def client_on(config: Config) -> AsyncIterator[httpx.AsyncClient]:
-    async with started_client(config) as client:
+async def client_on(config: Config, peer: tuple[str, int] = PEER) -> AsyncIterator[httpx.AsyncClient]:
+    async with started_client(config, peer) as client:
         yield client
 
 

@@ -61,15 +61,20 @@ def _env_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+PEER = ("127.0.0.1", 123)  # httpx.ASGITransport's client address unless a test names another
+
+
 @asynccontextmanager
-async def started_client(config: Config) -> AsyncIterator[httpx.AsyncClient]:
+async def started_client(config: Config, peer: tuple[str, int] = PEER) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a freshly started app, whose requests come from ``peer``."""
     database = Database(config.database_url)
     try:
         await migrate.upgrade(database, config.database_url)
         app: Starlette = create_app(config, database=database)
+        transport = httpx.ASGITransport(app=app, client=peer)
         async with (
             app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client,
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client,
         ):
             yield client
     finally:

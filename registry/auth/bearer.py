@@ -19,7 +19,7 @@ from registry.auth.token import TokenVerifier
 from registry.auth.trust import TrustStore, load_jwks, load_or_create_key, load_root_bundle
 from registry.config import ConfigError
 from registry.errors import RegistryError
-from registry.handlers.base import request_base
+from registry.forwarded import base_url
 
 _LOAD_ERRORS = (OSError, ValueError, TypeError, UnsupportedAlgorithm)
 
@@ -55,7 +55,7 @@ class BearerGate:
         if self.realm is not None:
             return self.realm
         host = request.app.state.services.config.http.host
-        return (host or request_base(request)).rstrip("/") + str(request.app.url_path_for("token"))
+        return base_url(request, host) + str(request.app.url_path_for("token"))
 
 
 def token_auth(settings: TokenSettings, users: Htpasswd | None) -> tuple[BearerGate, TokenService | None]:

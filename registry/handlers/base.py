@@ -15,6 +15,7 @@ from registry.content.uploads import UploadStore
 from registry.db.engine import Database
 from registry.digests import Digest
 from registry.errors import ErrorCode
+from registry.forwarded import base_url
 from registry.names import check_name
 from storage_backends import StorageBackend
 
@@ -49,15 +50,7 @@ def url_for(request: Request, route: str, **params: str) -> str:
     http = services(request).config.http
     if http.relativeurls:
         return path
-    return (http.host or request_base(request)).rstrip("/") + path
-
-
-def request_base(request: Request) -> str:
-    """The URL the client used to reach us, through a proxy's ``X-Forwarded-Proto`` and ``-Host`` as distribution."""
-    headers = request.headers
-    scheme = headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = headers.get("x-forwarded-host", headers.get("host", request.url.netloc)).split(",")[0].strip()
-    return f"{scheme}://{host}"
+    return base_url(request, http.host) + path
 
 
 def is_count(text: str) -> bool:

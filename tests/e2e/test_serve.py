@@ -159,6 +159,33 @@ def test_unimplemented_sections_are_logged_and_ignored(servers: Servers) -> None
         assert said, f"no log line says section {section!r} is ignored:\n{log}"
 
 
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "proxy.example:8443", "X-Forwarded-For": "198.51.100.7"}
+
+
+@pytest.mark.parametrize(
+    ("extra_config", "followed"),
+    [(None, True), ({"http": {"trustedproxies": ["192.0.2.1"]}}, False)],
+    ids=["loopback-by-default", "loopback-not-listed"],
+)
+def test_forwarded_headers_are_followed_only_from_trusted_proxies(
+    servers: Servers, extra_config: Mapping[str, Any] | None, followed: bool
+) -> None:
+    """uvicorn's own proxy handling would take X-Forwarded-Proto and -For from 127.0.0.1 whatever http.trustedproxies
+    says: the scheme, host and logged client all follow the one key."""
+    server = servers(extra_config=extra_config)
+    server.start()
+    response = expect(fresh("POST", f"{server.url}/v2/e2e/forwarded/blobs/uploads/", headers=FORWARDED), 202)
+    base = "https://proxy.example:8443" if followed else server.url
+    assert response.headers["location"].startswith(f"{base}/v2/e2e/forwarded/"), describe(response)
+    client = "198.51.100.7" if followed else "127.0.0.1"
+
+    def logged() -> bool:
+        lines = server.log_path.read_text().splitlines()
+        return any(f"{client}:" in line and "/v2/e2e/forwarded/" in line for line in lines)
+
+    wait_until(logged, what=f"an access log line from {client}", daemon=server.daemon, timeout=10)
+
+
 def test_no_config_serves_from_the_working_directory(servers: Servers, tmp_path: Path) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
