@@ -14,19 +14,16 @@ import httpx
 
 from . import commands
 from .config import Settings
+from .config import parse_size as parse_bytes
 from .errors import RuntimeFailure
 from .store import Store, default_root
 
 Handler = Callable[[argparse.Namespace, Store, Settings], int]
-SIZE_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 def parse_size(text: str) -> int:
-    value = text.strip().lower()
-    unit = value[-1] if value and value[-1] in SIZE_UNITS else "b"
-    number = value[:-1] if value and value[-1] in SIZE_UNITS else value
     try:
-        return int(float(number) * SIZE_UNITS[unit])
+        return parse_bytes(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: e.g. 64m, 1g") from None
 
@@ -142,14 +139,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = getattr(getattr(exc, "request", None), "url", "")
         print(f"runtime: cannot reach the registry ({url}): {exc}", file=sys.stderr)
         return 1
-    except PermissionError as exc:
-        print(
-            f"runtime: {exc} (the store needs write access: run as root, or --root a directory of yours)",
-            file=sys.stderr,
-        )
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # `runtime logs x | head`
         return 0
+    except OSError as exc:
+        hint = " (the store needs write access: run as root, or --root a directory of yours)"
+        print(
+            f"runtime: {subject(args)}{describe(exc)}{hint if isinstance(exc, PermissionError) else ''}",
+            file=sys.stderr,
+        )
+        return 1
+    except RecursionError:
+        print(f"runtime: {subject(args)}too deeply nested to handle", file=sys.stderr)
+        return 1
+
+
+TARGETS = ("image", "container", "images", "containers", "targets", "source")
+
+
+def subject(args: argparse.Namespace) -> str:
+    """``rmi app:v1: `` — the command and what it was given, to lead an error line."""
+    for key in TARGETS:
+        value = getattr(args, key, None)
+        if value:
+            return f"{args.command_name} {' '.join(value) if isinstance(value, list) else value}: "
+    return f"{args.command_name}: "
+
+
+def describe(exc: OSError) -> str:
+    """``No such file or directory: '/path'`` (both paths of a rename or link)."""
+    text = exc.strerror or str(exc)
+    names = [repr(os.fsdecode(n)) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{text}: {' -> '.join(names)}" if names else text

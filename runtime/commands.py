@@ -76,7 +76,9 @@ def cmd_tag(args: argparse.Namespace, store: Store, settings: Settings) -> int:
 
 def cmd_import(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     ref = reference.parse(args.name)
-    record = images.import_image(store, Path(args.source), ref, cmd=args.cmd or [], env=args.env or [])
+    record = images.import_image(
+        store, Path(args.source), ref, cmd=args.cmd or [], env=args.env or [], limits=settings.unpack
+    )
     print(record.manifest)
     return 0
 

@@ -3,7 +3,9 @@
 $RUNTIME_CONFIG, else ~/.config/runtime/config.json, mode 0600:
 {"auths": {"registry.example.com": {"auth": "<base64 user:password>"}},
  "insecure_registries": ["10.0.0.5:5000"],        plain HTTP besides loopback addresses
- "oci_runtime": "runc"}                            or "crun", or a path; default: whichever is installed
+ "oci_runtime": "runc",                            or "crun", or a path; default: whichever is installed
+ "unpack": {"header": "1m", "layer": "64g",        bounds on what one layer may make the unpacker read or write
+            "image": "256g", "entries": 1000000}}  (the defaults shown; sizes in bytes or with k, m, g)
 """
 
 from __future__ import annotations
@@ -11,11 +13,32 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .tarstream import Limits
+
+SIZE_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """``64m``, ``1g``, ``4096`` (bytes); ValueError for anything else."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    value = str(text).strip().lower()
+    unit = value[-1] if value and value[-1] in SIZE_UNITS else "b"
+    number = float(value[:-1] if value and value[-1] in SIZE_UNITS else value)
+    if not 0 <= number < float("inf"):
+        raise ValueError(f"invalid size {text!r}")
+    return int(number * SIZE_UNITS[unit])
+
+
+def parse_limits(doc: Any) -> Limits:
+    if not isinstance(doc, dict) or set(doc) - {f.name for f in fields(Limits)}:
+        raise ValueError(f"expected an object with the keys {', '.join(f.name for f in fields(Limits))}")
+    return Limits(**{key: parse_size(value) for key, value in doc.items()})
 
 
 def config_path() -> Path:
@@ -32,6 +55,7 @@ class Settings:
     auths: dict[str, dict[str, str]] = field(default_factory=dict)
     insecure_registries: list[str] = field(default_factory=list)
     oci_runtime: str = ""
+    unpack: Limits = field(default_factory=Limits)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -42,17 +66,26 @@ class Settings:
             return cls(path)
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read {path}: {exc}") from exc
-        return cls(
-            path,
-            auths=dict(doc.get("auths") or {}),
-            insecure_registries=list(doc.get("insecure_registries") or []),
-            oci_runtime=str(doc.get("oci_runtime") or ""),
-        )
+        try:
+            return cls(
+                path,
+                auths=dict(doc.get("auths") or {}),
+                insecure_registries=list(doc.get("insecure_registries") or []),
+                oci_runtime=str(doc.get("oci_runtime") or ""),
+                unpack=parse_limits(doc.get("unpack") or {}),
+            )
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise UsageError(f"{path}: {exc}") from exc
 
     def save(self) -> None:
         """Write the file with mode 0600 (it holds passwords), atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        doc = {"auths": self.auths, "insecure_registries": self.insecure_registries, "oci_runtime": self.oci_runtime}
+        doc = {
+            "auths": self.auths,
+            "insecure_registries": self.insecure_registries,
+            "oci_runtime": self.oci_runtime,
+            **({"unpack": asdict(self.unpack)} if self.unpack != Limits() else {}),
+        }
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as f:

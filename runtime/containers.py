@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from typing import Any
 
 from . import spec, users
 from .errors import ConflictError, ContainerNotFound
-from .fsroot import InRoot
+from .fsroot import InRoot, remove_tree_quietly
 from .ociruntime import OciRuntime, alive, is_mounted, mount_overlay, unmount, wait_exit
 from .spec import RunOptions
 from .store import ImageRecord, Store, hex_of, write_json_atomic
@@ -121,17 +120,17 @@ def create(store: Store, ref: str, image: ImageRecord, opts: RunOptions, host_en
         for sub in ("upper", "work", "rootfs"):
             (path / sub).mkdir(parents=True)
         container = Container(cid, name, ref, image.manifest, image.diff_ids, now(), [], asdict(opts), dir=path)
-        (path / "container.json").write_text(json.dumps(_record(container), indent=2) + "\n")
+        write_json_atomic(path / "container.json", _record(container))
         container.save_state(status="created")
     try:
         mount_rootfs(store, container)
         bundle = _bundle(store, container, config, opts, host_env)
     except BaseException:
         unmount(container.rootfs)
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree_quietly(path)
         raise
     container.args = bundle["process"]["args"]
-    (path / "container.json").write_text(json.dumps(_record(container), indent=2) + "\n")
+    write_json_atomic(path / "container.json", _record(container))
     return container
 
 
@@ -214,7 +213,7 @@ def remove(store: Store, container: Container, runtime: OciRuntime, *, force: bo
         stop(container, runtime, 0)
     runtime.delete(container.id)
     unmount(container.rootfs)
-    shutil.rmtree(container.dir, ignore_errors=True)
+    remove_tree_quietly(container.dir)
 
 
 def finish(store: Store, container: Container, runtime: OciRuntime, exit_code: int) -> None:
@@ -222,6 +221,6 @@ def finish(store: Store, container: Container, runtime: OciRuntime, exit_code: i
     runtime.delete(container.id)
     unmount(container.rootfs)
     if container.options.get("rm"):
-        shutil.rmtree(container.dir, ignore_errors=True)
+        remove_tree_quietly(container.dir)
     else:
         container.save_state(status="exited", exit_code=exit_code, finished_at=now(), pid=None)

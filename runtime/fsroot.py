@@ -52,12 +52,20 @@ class InRoot:
         self.close()
 
     def open_dir(
-        self, parts: list[str], *, create: bool = False, mode: int = 0o755, created: set[tuple[str, ...]] | None = None
+        self,
+        parts: list[str],
+        *,
+        create: bool = False,
+        mode: int = 0o755,
+        created: set[tuple[str, ...]] | None = None,
+        resolved: list[str] | None = None,
     ) -> int:
         """An fd for the directory at `parts` (the caller closes it); missing directories made when `create`, and
-        their resolved paths added to `created`."""
-        fds = [os.dup(self.fd)]
-        where: list[str] = []  # the resolved path of fds[-1]
+        their resolved paths added to `created`; the directory's own resolved path put in `resolved`.
+        One fd is open at a time, whatever the depth: `..` reopens the parent, which is the resolved path's own
+        parent since every step was taken by hand."""
+        fd = os.dup(self.fd)
+        where: list[str] = []  # the resolved path of fd
         todo = list(reversed(parts))
         links = 0
         try:
@@ -66,29 +74,31 @@ class InRoot:
                 if part in ("", "."):
                     continue
                 if part == "..":
-                    if len(fds) > 1:
-                        os.close(fds.pop())
+                    if where:
+                        fd = replace_fd(fd, os.open("..", DIR_FLAGS, dir_fd=fd))
                         where.pop()
                     continue
-                st = self._lstat_or_create(fds[-1], part, create, mode, created, (*where, part))
+                st = self._lstat_or_create(fd, part, create, mode, created, (*where, part))
                 if stat.S_ISLNK(st.st_mode):
                     links += 1
                     if links > MAX_SYMLINKS:
                         raise OSError(errno.ELOOP, "too many levels of symbolic links", "/".join(parts))
-                    target = os.readlink(part, dir_fd=fds[-1])
+                    target = os.readlink(part, dir_fd=fd)
                     if target.startswith("/"):
-                        while len(fds) > 1:
-                            os.close(fds.pop())
+                        fd = replace_fd(fd, os.dup(self.fd))
                         where.clear()
                     todo.extend(reversed(split(target)))
                     continue
                 if not stat.S_ISDIR(st.st_mode):
                     raise NotADirectoryError(errno.ENOTDIR, "not a directory", "/".join(parts))
-                fds.append(os.open(part, DIR_FLAGS, dir_fd=fds[-1]))
+                fd = replace_fd(fd, os.open(part, DIR_FLAGS, dir_fd=fd))
                 where.append(part)
-            return fds.pop()
+            if resolved is not None:
+                resolved[:] = where
+            found, fd = fd, -1
+            return found
         finally:
-            for fd in fds:
+            if fd >= 0:
                 os.close(fd)
 
     @staticmethod
@@ -141,6 +151,75 @@ class InRoot:
 
     def make_dirs(self, path: str) -> None:
         os.close(self.open_dir(split(path), create=True))
+
+
+def replace_fd(old: int, new: int) -> int:
+    """Close `old`, keep `new`: how one fd walks a tree."""
+    os.close(old)
+    return new
+
+
+def remove_tree(name: str | os.PathLike[str], dir_fd: int | None = None) -> None:
+    """Remove `name` and all below it without following a symlink and without recursion: one directory fd is open at
+    a time, and the way back up is `..`, checked against the device and inode seen on the way down. A missing
+    `name` is no error. Directories the caller cannot write (a layer's 0555 as a normal user) are opened up first."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = _open_to_empty(name, dir_fd)
+    levels = [((st.st_dev, st.st_ino), "", _unlink_files(fd))]  # each open level: identity, name, subdirectories left
+    try:
+        while len(levels) > 1 or levels[0][2]:
+            if levels[-1][2]:
+                child = levels[-1][2].pop()
+                fd = replace_fd(fd, _open_to_empty(child, fd))
+                found = os.fstat(fd)
+                levels.append(((found.st_dev, found.st_ino), child, _unlink_files(fd)))
+                continue
+            _, emptied, _ = levels.pop()
+            fd = replace_fd(fd, os.open("..", DIR_FLAGS, dir_fd=fd))
+            found = os.fstat(fd)
+            if (found.st_dev, found.st_ino) != levels[-1][0]:
+                raise OSError(errno.ESTALE, "a directory moved while it was being removed", os.fsdecode(name))
+            os.rmdir(emptied, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def remove_tree_quietly(path: str | os.PathLike[str]) -> None:
+    with contextlib.suppress(OSError):
+        remove_tree(path)
+
+
+def _open_to_empty(name: str | os.PathLike[str], dir_fd: int | None) -> int:
+    """A directory's fd, made writable to its owner when we are not root (root writes anything anyway)."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+        os.chmod(name, 0o700, dir_fd=dir_fd)  # lstat said directory; nobody else writes this store
+        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    if os.geteuid() != 0:
+        os.fchmod(fd, 0o700)
+    return fd
+
+
+def _unlink_files(fd: int) -> list[str]:
+    """Unlink every entry of the directory but its subdirectories; their names."""
+    subdirs = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    return subdirs
 
 
 @contextlib.contextmanager

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from . import containers
 from .errors import ConflictError, UsageError
+from .fsroot import remove_tree
 from .mediatypes import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from .pull import this_platform, unpack_layer
 from .reference import Reference
 from .spec import DEFAULT_PATH
 from .store import ImageRecord, Store, hex_of
+from .tarstream import Limits
 from .unpack import CHUNK, decompressed
 
 
@@ -40,7 +42,9 @@ def _copy_tarball(source: Path, dest: Path) -> None:
         shutil.copyfileobj(stream, out, CHUNK)
 
 
-def import_image(store: Store, source: Path, ref: Reference, *, cmd: list[str], env: list[str]) -> ImageRecord:
+def import_image(
+    store: Store, source: Path, ref: Reference, *, cmd: list[str], env: list[str], limits: Limits | None = None
+) -> ImageRecord:
     """A one-layer image from a directory or a tarball (plain, gzip or zstd), stored under `ref`."""
     if not source.exists():
         raise UsageError(f"{source} does not exist")
@@ -57,7 +61,7 @@ def import_image(store: Store, source: Path, ref: Reference, *, cmd: list[str], 
     finally:
         for path in (tar_path, gz_path):
             path.unlink(missing_ok=True)
-    unpack_layer(store, layer_digest, diff_id)
+    unpack_layer(store, layer_digest, diff_id, limits)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     os_name, arch, variant = this_platform()
     config_doc = {
@@ -125,7 +129,7 @@ def collect(store: Store, images: dict[str, ImageRecord]) -> list[str]:
     removed = []
     for path in store.layers.iterdir():
         if path.name not in keep_layers and path.name != containers.EMPTY_LAYER:
-            shutil.rmtree(path)
+            remove_tree(path)
             removed.append("layer sha256:" + path.name)
     for path in store.blobs.iterdir():
         if path.name not in keep_blobs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,12 +13,14 @@ from typing import Any
 
 from .client import Manifest, RegistryClient, remove_quietly
 from .config import Settings
-from .errors import DigestMismatch, RegistryError
+from .errors import DigestMismatch, RegistryError, UnpackError
+from .fsroot import remove_tree_quietly
 from .mediatypes import INDEXES
 from .progress import LayerProgress
 from .reference import Reference
 from .store import ImageRecord, Store
-from .unpack import inherit_parents, unpack_blob
+from .tarstream import Limits
+from .unpack import Budget, inherit_parents, unpack_blob
 
 PARALLEL_LAYERS = 4
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386"}
@@ -77,8 +78,11 @@ def pull(store: Store, settings: Settings, ref: Reference, *, quiet: bool = Fals
         if len(diff_ids) != len(layers_desc):
             raise RegistryError(f"{ref}: the config lists {len(diff_ids)} diff_ids for {len(layers_desc)} layers")
         layers = [Layer(d["digest"], int(d["size"]), diff_id) for d, diff_id in zip(layers_desc, diff_ids, strict=True)]
+        unpacking = Unpacking(settings.unpack, Budget(settings.unpack.image))
         with LayerProgress(quiet) as progress, ThreadPoolExecutor(PARALLEL_LAYERS) as pool:
-            jobs = [pool.submit(fetch_layer, client, store, ref.repository, layer, progress) for layer in layers]
+            jobs = [
+                pool.submit(fetch_layer, client, store, ref.repository, layer, progress, unpacking) for layer in layers
+            ]
             results = gather(jobs)
     record = ImageRecord(
         manifest=manifest.digest,
@@ -108,7 +112,7 @@ def gather(jobs: list[Future[Unpacked | None]]) -> list[Unpacked | None]:
     for job in jobs:
         done = job.result() if job.exception() is None else None
         if done is not None:
-            shutil.rmtree(done.path, ignore_errors=True)
+            remove_tree_quietly(done.path)
     raise failed
 
 
@@ -135,8 +139,16 @@ def fetch_small(client: RegistryClient, store: Store, repository: str, digest: s
     return store.read_blob(digest)
 
 
+@dataclass
+class Unpacking:
+    """The bounds of one pull: each layer's, and the budget its layers share."""
+
+    limits: Limits
+    budget: Budget
+
+
 def fetch_layer(
-    client: RegistryClient, store: Store, repository: str, layer: Layer, progress: LayerProgress
+    client: RegistryClient, store: Store, repository: str, layer: Layer, progress: LayerProgress, unpacking: Unpacking
 ) -> Unpacked | None:
     """Download (unless stored) and unpack (unless unpacked) one layer into a temporary directory."""
     advance, status = progress.layer(layer.digest, layer.size)
@@ -153,7 +165,7 @@ def fetch_layer(
         finally:
             remove_quietly(tmp)
     status("unpacking")
-    unpacked = unpack_to_temp(store, layer.digest, layer.diff_id)
+    unpacked = unpack_to_temp(store, layer.digest, layer.diff_id, unpacking)
     status("done")
     return unpacked
 
@@ -164,16 +176,21 @@ class Unpacked:
     implicit_dirs: set[tuple[str, ...]]
 
 
-def unpack_to_temp(store: Store, digest: str, diff_id: str) -> Unpacked:
+def unpack_to_temp(store: Store, digest: str, diff_id: str, unpacking: Unpacking | None = None) -> Unpacked:
     """Unpack a stored layer blob into a temporary directory, checking the uncompressed bytes hash to `diff_id`."""
+    limits = unpacking.limits if unpacking else Limits()
+    budget = unpacking.budget if unpacking else Budget(limits.image)
     tmp = store.temp_dir("unpack-")
     tmp.chmod(0o755)  # the layer's own "./" entry, when it has one, sets the mode of /
     try:
-        got, stats = unpack_blob(store.blob_path(digest), tmp)
+        got, stats = unpack_blob(store.blob_path(digest), tmp, limits, budget)
         if got != diff_id:
             raise DigestMismatch(f"layer {digest} unpacks to {got}, but the config says {diff_id}")
+    except UnpackError as exc:
+        remove_tree_quietly(tmp)
+        raise UnpackError(f"layer {digest}: {exc}") from exc
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree_quietly(tmp)
         raise
     return Unpacked(tmp, stats.implicit_dirs)
 
@@ -189,10 +206,12 @@ def commit_layers(store: Store, diff_ids: list[str], unpacked: list[Unpacked | N
             below.insert(0, store.layer_dir(diff_id))
     finally:
         for fresh in unpacked:
-            if fresh is not None and fresh.path.exists():
-                shutil.rmtree(fresh.path, ignore_errors=True)
+            if fresh is not None:
+                remove_tree_quietly(fresh.path)
 
 
-def unpack_layer(store: Store, digest: str, diff_id: str) -> None:
+def unpack_layer(store: Store, digest: str, diff_id: str, limits: Limits | None = None) -> None:
     if not store.has_layer(diff_id):
-        commit_layers(store, [diff_id], [unpack_to_temp(store, digest, diff_id)])
+        limits = limits or Limits()
+        unpacked = unpack_to_temp(store, digest, diff_id, Unpacking(limits, Budget(limits.image)))
+        commit_layers(store, [diff_id], [unpacked])

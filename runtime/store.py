@@ -1,5 +1,10 @@
 """The local store: every path the runtime writes comes from `Store`.
 
+Nobody but the store's owner may enter it: ROOT and the directories below are 0700, and files holding a container's
+configuration (its `-e` values among them) 0600. Layers keep what the image says (setuid bits, file capabilities,
+1777 directories), so no other host user may reach them: docker's answer to CVE-2021-41091. A store made before
+this is fixed the first time it is opened.
+
 ROOT/                               /var/lib/runtime as root, $XDG_DATA_HOME/runtime otherwise, or --root
 ├── lock                            flock'd by every command that changes images.json or layers/
 ├── images.json                     {"images": {"<registry>/<repo>:<tag>": ImageRecord}}
@@ -18,7 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ImageNotFound
+from .fsroot import remove_tree
 
 SYSTEM_ROOT = Path("/var/lib/runtime")
 
@@ -47,10 +53,23 @@ def hex_of(digest: str) -> str:
     return hexpart
 
 
-def write_json_atomic(path: Path, doc: Any) -> None:
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+CONTAINER_FILES = ("config.json", "container.json", "state.json")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with a file of mode 0600."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), PRIVATE_FILE)
+        f.write(data)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    write_private(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
 
 
 @dataclass
@@ -77,9 +96,28 @@ class Store:
         self.containers = self.root / "containers"
         self.runc_root = self.root / "runc"
         self.images_file = self.root / "images.json"
-        for path in (self.blobs, self.tmp, self.layers, self.containers):
-            path.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o711)
+        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        if stat.S_IMODE(self.root.stat().st_mode) != PRIVATE_DIR:
+            self._make_private()
+        for path in (self.root / "blobs", self.blobs, self.tmp, self.layers, self.containers):
+            path.mkdir(exist_ok=True, mode=PRIVATE_DIR)
+
+    def _make_private(self) -> None:
+        """A new store, or one made when the store was open to all (0711 root, 0755 below): close it."""
+        for path in (
+            self.root,
+            self.root / "blobs",
+            self.blobs,
+            self.tmp,
+            self.layers,
+            self.containers,
+            self.runc_root,
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                path.chmod(PRIVATE_DIR)
+        for name in CONTAINER_FILES:
+            for path in self.containers.glob(f"*/{name}"):
+                path.chmod(PRIVATE_FILE)
 
     # ---- locking -------------------------------------------------------------------------------------------------
 
@@ -140,7 +178,7 @@ class Store:
         except OSError:
             if not self.has_layer(diff_id):
                 raise
-            shutil.rmtree(tmp)
+            remove_tree(tmp)
 
     # ---- images --------------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from collections.abc import Iterator
@@ -10,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import zstandard
+
+from runtime.mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
+from runtime.pull import this_platform
 
 TOKEN = "secret-token"
 
@@ -113,3 +118,33 @@ class FakeRegistry:
     @staticmethod
     def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.Response(status, json={"errors": [{"code": code, "message": message}]}, headers=headers or {})
+
+
+def publish(registry: FakeRegistry, repo: str, tag: str, tars: list[bytes], arch: str | None = None) -> str:
+    """A Docker manifest list with an arm64/v8 entry and an entry for this machine; the layers gzip then zstd."""
+    blobs = [gzip.compress(t) if i % 2 == 0 else zstandard.compress(t) for i, t in enumerate(tars)]
+    return publish_blobs(registry, repo, tag, blobs, [digest_of(t) for t in tars], arch)
+
+
+def publish_blobs(
+    registry: FakeRegistry, repo: str, tag: str, blobs: list[bytes], diff_ids: list[str], arch: str | None = None
+) -> str:
+    """`publish` with the layers given compressed (gzip and zstd alternately), and their diff_ids."""
+    layers = [
+        {"mediaType": OCI_LAYER_GZIP if i % 2 == 0 else OCI_LAYER_ZSTD, **registry.add_blob(b)}
+        for i, b in enumerate(blobs)
+    ]
+    os_name, this_arch, _ = this_platform()
+    config = registry.add_blob(
+        b'{"architecture":"%s","os":"linux","config":{"Cmd":["/bin/true"]},"rootfs":{"type":"layers","diff_ids":[%s]}}'
+        % (this_arch.encode(), b",".join(b'"' + d.encode() + b'"' for d in diff_ids))
+    )
+    manifest = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config, "layers": layers}
+    digest = registry.add_manifest(repo, "platform", manifest, DOCKER_MANIFEST)
+    other = registry.add_manifest(repo, "other", {"schemaVersion": 2, "config": {}, "layers": []}, DOCKER_MANIFEST)
+    entries = [
+        {"mediaType": DOCKER_MANIFEST, "digest": d, "size": 1, "platform": {"os": os_name, "architecture": a}}
+        for d, a in ((other, "s390x"), (digest, arch or this_arch))
+    ]
+    registry.add_manifest(repo, tag, {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}, DOCKER_LIST)
+    return digest

@@ -12,49 +12,13 @@ import pytest
 import zstandard
 
 from runtime import pull as pull_module
-from runtime.client import RegistryClient
 from runtime.config import Settings
 from runtime.errors import DigestMismatch, RegistryError
-from runtime.mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_LAYER_GZIP, OCI_LAYER_ZSTD
 from runtime.reference import parse
 from runtime.store import Store
 
-from .fake_registry import FakeRegistry, digest_of
+from .fake_registry import FakeRegistry, digest_of, publish
 from .layers import directory, file, tar_bytes
-
-
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> FakeRegistry:
-    fake = FakeRegistry()
-
-    def client_for(settings: Settings, registry: str, endpoint: str) -> RegistryClient:
-        return RegistryClient(endpoint, transport=fake.transport())
-
-    monkeypatch.setattr(pull_module, "client_for", client_for)
-    return fake
-
-
-def publish(registry: FakeRegistry, repo: str, tag: str, tars: list[bytes], arch: str | None = None) -> str:
-    """A Docker manifest list with an arm64/v8 entry and an entry for this machine; the layers gzip then zstd."""
-    blobs = [gzip.compress(t) if i % 2 == 0 else zstandard.compress(t) for i, t in enumerate(tars)]
-    layers = [
-        {"mediaType": OCI_LAYER_GZIP if i % 2 == 0 else OCI_LAYER_ZSTD, **registry.add_blob(b)}
-        for i, b in enumerate(blobs)
-    ]
-    os_name, this_arch, _ = pull_module.this_platform()
-    config = registry.add_blob(
-        b'{"architecture":"%s","os":"linux","config":{"Cmd":["/bin/true"]},"rootfs":{"type":"layers","diff_ids":[%s]}}'
-        % (this_arch.encode(), b",".join(b'"' + digest_of(t).encode() + b'"' for t in tars))
-    )
-    manifest = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config, "layers": layers}
-    digest = registry.add_manifest(repo, "platform", manifest, DOCKER_MANIFEST)
-    other = registry.add_manifest(repo, "other", {"schemaVersion": 2, "config": {}, "layers": []}, DOCKER_MANIFEST)
-    entries = [
-        {"mediaType": DOCKER_MANIFEST, "digest": d, "size": 1, "platform": {"os": os_name, "architecture": a}}
-        for d, a in ((other, "s390x"), (digest, arch or this_arch))
-    ]
-    registry.add_manifest(repo, tag, {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}, DOCKER_LIST)
-    return digest
 
 
 def test_pull_resolves_the_index_and_unpacks_gzip_and_zstd_layers(tmp_path: Path, registry: FakeRegistry) -> None:
