@@ -13,6 +13,7 @@ import pytest
 from .daemons import Containerd, DockerDaemon, Podman, Skopeo
 from .images import AppImage, build_app_image, build_busybox_rootfs, is_static_elf
 from .procs import missing, remove_tree, require, require_root, short_tmpdir, tail
+from .runtime_cli import RuntimeCli
 from .server import RegistryServer, server_kind
 
 
@@ -119,3 +120,15 @@ def containerd(e2e_tmp: Path) -> Iterator[Containerd]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def rt() -> Iterator[RuntimeCli]:
+    """The companion runtime with a store of its own (`runtime run` needs root and runc)."""
+    require_root("runtime run (overlay mounts, runc)")
+    require("runc")
+    cli = RuntimeCli(short_tmpdir("e2e-rt-"))
+    try:
+        yield cli
+    finally:
+        cli.cleanup()

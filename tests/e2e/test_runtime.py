@@ -4,29 +4,17 @@ pulls and runs. Real registry server process, real runc, overlayfs and cgroups."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .daemons import DockerDaemon, docker_push
 from .images import AppImage, build_app_image
-from .procs import mounts_under, require, require_root, short_tmpdir, wait_until
+from .procs import mounts_under, short_tmpdir, wait_until
 from .runtime_cli import RuntimeCli
 from .server import RegistryServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def rt() -> Iterator[RuntimeCli]:
-    require_root("runtime run (overlay mounts, runc)")
-    require("runc")
-    cli = RuntimeCli(short_tmpdir("e2e-rt-"))
-    try:
-        yield cli
-    finally:
-        cli.cleanup()
 
 
 @pytest.fixture
