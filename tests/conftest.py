@@ -21,6 +21,7 @@ BASE_URL = "http://registry.test"
 # A PostgreSQL server URL (scripts/test.sh starts a private one): the metadata tests then also run on PostgreSQL.
 POSTGRES_ADMIN_URL = os.environ.get("REGISTRY_TEST_POSTGRES")
 CONFIGS = ["inmemory", "filesystem", "s3"] + (["postgres"] if POSTGRES_ADMIN_URL else [])
+DATABASES = ["sqlite"] + (["postgres"] if POSTGRES_ADMIN_URL else [])
 # The API modules that exercise storage also run on S3; the others (names, manifests, listing, hostile input) touch
 # only metadata, and on S3 would add minutes of moto round trips and prove nothing more.
 S3_API_MODULES = frozenset({"test_conformance", "test_uploads", "test_blobs", "test_purge", "test_durability"})
@@ -101,6 +102,18 @@ async def _postgres_admin(statement: str) -> None:
         await connection.close()
 
 
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database on the test server, dropped afterwards."""
+    assert POSTGRES_ADMIN_URL is not None
+    name = f"registry_test_{uuid.uuid4().hex[:16]}"
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await _postgres_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=CONFIGS)
 async def config(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Config]:
     """Storage on every backend with SQLite metadata, and in-memory storage with PostgreSQL metadata when available."""
@@ -111,13 +124,18 @@ async def config(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param != "postgres":
         yield make_config(tmp_path, request.param)
         return
-    assert POSTGRES_ADMIN_URL is not None
-    name = f"registry_test_{uuid.uuid4().hex[:16]}"
-    await _postgres_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_config(tmp_path, "inmemory", REGISTRY_DATABASE_URL=POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
-    finally:
-        await _postgres_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with postgres_database() as url:
+        yield make_config(tmp_path, "inmemory", REGISTRY_DATABASE_URL=url)
+
+
+@pytest.fixture(params=DATABASES)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A new database's URL: SQLite, and PostgreSQL when available (the tests that take this run on both)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/registry.db"
+        return
+    async with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -40,11 +40,14 @@ NeedOf = Callable[[Request], Need]
 
 @dataclass(frozen=True)
 class Grants:
-    """What a caller may do: actions per (type, name), or everything (``unlimited``) for no auth and htpasswd users."""
+    """What a caller may do: actions per (type, name), or everything (``unlimited``) for no auth and htpasswd users.
+    ``by_token_service``: the token was signed by the built-in token service, whose rules say what else its subject
+    may pull (the catalog lists that too, ``registry.auth.catalog``)."""
 
     subject: str = ""
     actions: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     unlimited: bool = False
+    by_token_service: bool = False
 
     def allows(self, access: Access) -> bool:
         if self.unlimited:
@@ -101,11 +104,13 @@ def scope_param(accesses: Iterable[Access]) -> str:
     return " ".join(f"{kind}:{name}:{','.join(actions)}" for (kind, name), actions in grouped.items())
 
 
-def grants_from(subject: str, items: Iterable[tuple[str, str, Iterable[str]]]) -> Grants:
+def grants_from(
+    subject: str, items: Iterable[tuple[str, str, Iterable[str]]], *, by_token_service: bool = False
+) -> Grants:
     actions: dict[tuple[str, str], frozenset[str]] = {}
     for kind, name, listed in items:
         actions[(kind, name)] = actions.get((kind, name), frozenset()) | frozenset(listed)
-    return Grants(subject, actions)
+    return Grants(subject, actions, by_token_service=by_token_service)
 
 
 # --- what each route needs (routes.py names one of these per route) ---

@@ -63,9 +63,11 @@ def token_auth(settings: TokenSettings, users: Htpasswd | None) -> tuple[BearerG
     the token service's (``auth.token.server.htpasswd``)."""
     trust = _trust(settings)
     service = _token_service(settings, users)
+    service_key = None
     if service is not None:
-        trust = TrustStore(roots=trust.roots, keys={**trust.keys, service.kid: service.public_key})
-    verifier = TokenVerifier(settings.issuer, settings.service, trust, settings.algorithms)
+        service_key = service.public_key  # one object: a token it signed is known by ``is`` (TokenVerifier)
+        trust = TrustStore(roots=trust.roots, keys={**trust.keys, service.kid: service_key})
+    verifier = TokenVerifier(settings.issuer, settings.service, trust, settings.algorithms, service_key=service_key)
     return BearerGate(settings.realm, settings.service, verifier), service
 
 

@@ -17,21 +17,36 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
+def _glob_for(pattern: str, user: str | None) -> str | None:
+    """A rule's pattern as the glob it is for ``user``; None when it names the user and there is none."""
+    if USER_PLACEHOLDER not in pattern:
+        return pattern
+    return None if user is None else pattern.replace(USER_PLACEHOLDER, _glob_escape(user))
+
+
 def _matches(pattern: str, name: str, user: str | None) -> bool:
-    if USER_PLACEHOLDER in pattern:
-        if user is None:
-            return False
-        pattern = pattern.replace(USER_PLACEHOLDER, _glob_escape(user))
-    return fnmatchcase(name, pattern)
+    glob = _glob_for(pattern, user)
+    return glob is not None and fnmatchcase(name, glob)
 
 
 def _applies(rule: Rule, user: str, groups: dict[str, frozenset[str]]) -> bool:
     return "*" in rule.users or user in rule.users or any(user in groups.get(group, ()) for group in rule.groups)
 
 
+def _rules_for(server: ServerSettings, user: str | None) -> list[Rule]:
+    return [rule for rule in server.rules if user is not None and _applies(rule, user, server.groups)]
+
+
+def pull_globs(server: ServerSettings, user: str | None) -> tuple[str, ...]:
+    """Globs of the repositories ``user`` may pull: a name matches one exactly when ``allowed`` grants it pull."""
+    pulling = [rule for rule in _rules_for(server, user) if PULL in rule.actions or ANY in rule.actions]
+    patterns = [*server.anonymous_pull, *(pattern for rule in pulling for pattern in rule.repositories)]
+    return tuple(dict.fromkeys(glob for pattern in patterns if (glob := _glob_for(pattern, user)) is not None))
+
+
 def allowed(server: ServerSettings, user: str | None, kind: str, name: str) -> frozenset[str]:
     """The actions ``user`` (None: anonymous) may take on a resource."""
-    rules = [rule for rule in server.rules if user is not None and _applies(rule, user, server.groups)]
+    rules = _rules_for(server, user)
     if kind == REGISTRY and name == "catalog":
         return frozenset({ANY}) if any(rule.catalog for rule in rules) else frozenset()
     if kind != REPOSITORY:

@@ -11,7 +11,7 @@ from typing import Any
 
 from registry.auth import jwt
 from registry.auth.access import Grants, grants_from
-from registry.auth.jwt import TokenError
+from registry.auth.jwt import PublicKey, TokenError
 from registry.auth.trust import TrustStore
 
 LEEWAY = 60.0
@@ -52,11 +52,13 @@ class TokenVerifier:
     trust: TrustStore
     algorithms: frozenset[str]
     leeway: float = LEEWAY
+    service_key: PublicKey | None = None  # the built-in token service's, as held in ``trust`` (found by its kid)
 
     def verify(self, token: str, now: float | None = None) -> Grants:
         """The grants a token carries; TokenError when it must not be trusted."""
         decoded = jwt.decode(token)
-        jwt.verify_signature(decoded, self.trust.key_for(decoded.header), self.algorithms)
+        key = self.trust.key_for(decoded.header)
+        jwt.verify_signature(decoded, key, self.algorithms)
         claims = decoded.claims
         now = time.time() if now is None else now
         if claims.get("iss") != self.issuer:
@@ -69,4 +71,8 @@ class TokenVerifier:
         if not_before is not None and now < not_before - self.leeway:
             raise TokenError("the token is not valid yet")
         subject = claims.get("sub")
-        return grants_from(subject if isinstance(subject, str) else "", _access(claims))
+        subject = subject if isinstance(subject, str) else ""
+        return grants_from(subject, _access(claims), by_token_service=self._by_token_service(key))
+
+    def _by_token_service(self, key: PublicKey) -> bool:
+        return self.service_key is not None and key is self.service_key

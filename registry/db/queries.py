@@ -6,8 +6,9 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, insert, or_, select, union, update
 
+from registry.db import globs
 from registry.db.models import (
     blobs,
     manifest_blobs,
@@ -20,6 +21,7 @@ from registry.db.models import (
     utcnow,
 )
 from registry.db.sessions import Reader, Writer, inline, plain
+from registry.names import NameSet
 
 
 def _insert(session: Writer, table: Table) -> Any:
@@ -77,10 +79,31 @@ _REPOSITORIES = plain(select(repositories.c.name).order_by(repositories.c.name).
 _REPOSITORIES_AFTER = _REPOSITORIES.where(repositories.c.name > bindparam("last"))
 
 
-async def list_repositories(session: Reader, last: str | None, limit: int) -> list[str]:
-    if last is None:
-        return list((await session.scalars(_REPOSITORIES, {"limit": limit})).all())
-    return list((await session.scalars(_REPOSITORIES_AFTER, {"limit": limit, "last": last})).all())
+async def list_repositories(session: Reader, last: str | None, limit: int, within: NameSet | None = None) -> list[str]:
+    """Up to ``limit`` names after ``last``, in order; only those ``within`` a set (None: every one)."""
+    branches = None if within is None else globs.conditions(repositories.c.name, within)
+    if branches is None:
+        if last is None:
+            return list((await session.scalars(_REPOSITORIES, {"limit": limit})).all())
+        return list((await session.scalars(_REPOSITORIES_AFTER, {"limit": limit, "last": last})).all())
+    if not branches:
+        return []
+    return list((await session.scalars(_filtered_page(branches, last, limit))).all())
+
+
+def _filtered_page(branches: list[ColumnElement[bool]], last: str | None, limit: int) -> Select[tuple[str]]:
+    """One page of each branch (the explicit names, each glob), each walking the name index from ``last`` and
+    stopping at ``limit``, merged in order: never more rows read than the branches' pages hold, however many
+    repositories the caller may not see."""
+    name = repositories.c.name
+    pages = []
+    for branch in branches:
+        page = select(name).where(branch).order_by(name).limit(limit)
+        pages.append(page if last is None else page.where(name > last))
+    if len(pages) == 1:
+        return pages[0]
+    merged = union(*(select(page.subquery().c.name) for page in pages)).subquery()
+    return select(merged.c.name).order_by(merged.c.name).limit(limit)
 
 
 # blobs
