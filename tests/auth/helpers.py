@@ -91,6 +91,14 @@ def forged(header: dict[str, Any], body: dict[str, Any], signature: bytes = b"si
     return ".".join([*parts, jwt.b64url_encode(signature)])
 
 
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
 def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
     """bcrypt entries at the lowest cost: the tests check behaviour, not the cost."""
     lines = [f"{user}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(4)).decode()}\n" for user, pw in users.items()]

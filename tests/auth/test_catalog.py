@@ -21,6 +21,8 @@ from tests.auth.helpers import (
     ISSUER,
     REALM,
     SERVICE,
+    basic,
+    bearer,
     certificate,
     claims,
     config_with,
@@ -29,7 +31,6 @@ from tests.auth.helpers import (
     write_htpasswd,
     write_pem,
 )
-from tests.auth.test_matrix import basic, bearer
 from tests.test_listing import follow
 
 PUBLIC = ["public/base", "public/tools"]
