@@ -18,14 +18,15 @@ from sqlalchemy import Boolean, ColumnElement, String, and_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from registry.db.sessions import chunked
 from registry.names import NAME_CHARACTERS, NameSet
 
 STAR, ONE = "*", "?"  # a token is one of these, a name character, or a class: "[" + its name characters + "]"
 
 
 def conditions(column: ColumnElement[str], within: NameSet) -> list[ColumnElement[bool]] | None:
-    """Conditions on ``column`` that together (OR) hold the names of ``within``: one for the explicit names, one per
-    glob; None when every name is within (a glob of stars); an empty list when none is."""
+    """Conditions on ``column`` that together (OR) hold the names of ``within``: one ``IN`` per chunk of the explicit
+    names, one per glob; None when every name is within (a glob of stars); an empty list when none is."""
     names, matches = set(within.names), []
     for glob in within.globs:
         tokens = _tokens(glob)
@@ -37,7 +38,7 @@ def conditions(column: ColumnElement[str], within: NameSet) -> list[ColumnElemen
             names.add("".join(tokens))
         else:
             matches.append(_glob_condition(column, tokens))
-    return ([column.in_(sorted(names))] if names else []) + matches
+    return [column.in_(chunk) for chunk in chunked(names)] + matches
 
 
 def _tokens(glob: str) -> list[str] | None:

@@ -20,7 +20,7 @@ from registry.db.models import (
     uploads,
     utcnow,
 )
-from registry.db.sessions import Reader, Writer, inline, plain
+from registry.db.sessions import Reader, Writer, chunked, inline, plain
 from registry.names import NameSet
 
 
@@ -163,10 +163,10 @@ _LINKED_BLOBS = select(repository_blobs.c.blob_digest).where(
 
 
 async def linked_blobs(session: Reader, repo_id: int, digests: Iterable[str]) -> set[str]:
-    wanted = set(digests)
-    if not wanted:
-        return set()
-    return set((await session.scalars(_LINKED_BLOBS, {"repo_id": repo_id, "digests": sorted(wanted)})).all())
+    found: set[str] = set()
+    for chunk in chunked(digests):  # a manifest under the size cap may name 35,000
+        found.update((await session.scalars(_LINKED_BLOBS, {"repo_id": repo_id, "digests": chunk})).all())
+    return found
 
 
 # manifests
@@ -183,11 +183,11 @@ _MANIFEST_ID = plain(
 
 
 async def manifest_ids(session: Reader, repo_id: int, digests: Iterable[str]) -> dict[str, int]:
-    wanted = set(digests)
-    if not wanted:
-        return {}
-    rows = (await session.execute(_MANIFEST_IDS, {"repo_id": repo_id, "digests": sorted(wanted)})).all()
-    return {row.digest: row.id for row in rows}
+    found: dict[str, int] = {}
+    for chunk in chunked(digests):  # a manifest under the size cap may name 35,000
+        rows = (await session.execute(_MANIFEST_IDS, {"repo_id": repo_id, "digests": chunk})).all()
+        found.update((row.digest, row.id) for row in rows)
+    return found
 
 
 async def insert_manifest(

@@ -5,7 +5,7 @@ SQLAlchemy's AsyncSession is both; on SQLite, ``registry.db.sqlite`` supplies fa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Select
@@ -56,6 +56,17 @@ def inline(statement: _S) -> _S:
     """Mark a ``plain`` lookup of one small row by a unique index: on SQLite it then runs on the event loop, as a
     thread hop costs several times more (its own connection never waits for a lock: when busy, it takes a thread)."""
     return cast(_S, plain(statement).execution_options(inline=True))
+
+
+# The most values one ``IN`` binds: PostgreSQL (asyncpg) takes at most 32,767 arguments a statement, and an SQLite
+# built with its old default at most 999.
+IN_CHUNK = 900
+
+
+def chunked(values: Iterable[str]) -> list[list[str]]:
+    """The distinct ``values``, sorted, in lists of at most ``IN_CHUNK``: one ``IN`` each."""
+    ordered = sorted(set(values))
+    return [ordered[i : i + IN_CHUNK] for i in range(0, len(ordered), IN_CHUNK)]
 
 
 class PlainRows:
