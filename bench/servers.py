@@ -72,6 +72,7 @@ class Server:
     port: int
     data_dir: Path
     env: dict[str, str] | None = None
+    ready_path: str = "/v2/"  # answers 200 once the server is up (behind token auth: the token endpoint)
     process: subprocess.Popen[bytes] | None = None
     startup_seconds: float = 0.0
     log_path: Path = field(init=False)
@@ -90,7 +91,7 @@ class Server:
             self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir, env=self.env
         )
         log.close()
-        wait_for_200(self.process, f"{self.base_url}/v2/", self.name, self.log_tail)
+        wait_for_200(self.process, f"{self.base_url}{self.ready_path}", self.name, self.log_tail)
         self.startup_seconds = time.perf_counter() - started
 
     def peak_rss_mib(self) -> float:
