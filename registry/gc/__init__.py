@@ -1,0 +1,2 @@
+"""Garbage collection: review queues, the collector, and retention policies (``content/`` calls it; it calls
+``db/`` and the storage backend)."""
