@@ -1,4 +1,4 @@
--- written by `python -m registry.db.migrate` from the migrations up to 0002: do not edit
+-- written by `python -m registry.db.migrate` from the migrations up to 0003: do not edit
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -6,7 +6,7 @@ CREATE TABLE alembic_version (
 CREATE TABLE blobs (
 	digest VARCHAR(200) NOT NULL, 
 	size BIGINT NOT NULL, 
-	created_at DATETIME NOT NULL, 
+	created_at DATETIME NOT NULL, protected_until DATETIME, 
 	CONSTRAINT pk_blobs PRIMARY KEY (digest)
 );
 CREATE TABLE repositories (
@@ -83,4 +83,28 @@ CREATE UNIQUE INDEX uq_tags_repository_id_name ON tags (repository_id, name);
 CREATE TRIGGER tags_version_insert AFTER INSERT ON tags BEGIN UPDATE repositories SET tags_version = tags_version + 1 WHERE id = NEW.repository_id; END;
 CREATE TRIGGER tags_version_update AFTER UPDATE ON tags BEGIN UPDATE repositories SET tags_version = tags_version + 1 WHERE id IN (OLD.repository_id, NEW.repository_id); END;
 CREATE TRIGGER tags_version_delete AFTER DELETE ON tags BEGIN UPDATE repositories SET tags_version = tags_version + 1 WHERE id = OLD.repository_id; END;
-INSERT INTO alembic_version (version_num) VALUES ('0002');
+CREATE TABLE gc_blob_reviews (
+	digest VARCHAR(200) NOT NULL, 
+	review_after DATETIME NOT NULL, 
+	queued_at DATETIME NOT NULL, 
+	event VARCHAR(32) NOT NULL, 
+	claimed_by VARCHAR(36), 
+	CONSTRAINT pk_gc_blob_reviews PRIMARY KEY (digest)
+);
+CREATE INDEX ix_gc_blob_reviews_review_after ON gc_blob_reviews (review_after);
+CREATE TABLE gc_manifest_reviews (
+	manifest_id INTEGER NOT NULL, 
+	review_after DATETIME NOT NULL, 
+	queued_at DATETIME NOT NULL, 
+	event VARCHAR(32) NOT NULL, 
+	claimed_by VARCHAR(36), 
+	CONSTRAINT pk_gc_manifest_reviews PRIMARY KEY (manifest_id), 
+	CONSTRAINT fk_gc_manifest_reviews_manifest_id_manifests FOREIGN KEY(manifest_id) REFERENCES manifests (id) ON DELETE CASCADE
+);
+CREATE INDEX ix_gc_manifest_reviews_review_after ON gc_manifest_reviews (review_after);
+CREATE TABLE gc_blob_deletions (
+	digest VARCHAR(200) NOT NULL, 
+	started_at DATETIME NOT NULL, 
+	CONSTRAINT pk_gc_blob_deletions PRIMARY KEY (digest)
+);
+INSERT INTO alembic_version (version_num) VALUES ('0003');

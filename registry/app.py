@@ -88,8 +88,10 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = backend or create_backend(config.storage.driver, config.storage.params)
         db = database or Database(config.database_url)
-        blobs, uploads = BlobStore(store, db), UploadStore(store, db)
-        app.state.services = Services(config, db, store, blobs, uploads, ManifestStore(db, blobs), TagLists(db))
+        gc = config.storage.gc
+        blobs = BlobStore(store, db, gc)
+        uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc)
+        app.state.services = Services(config, db, store, blobs, uploads, manifests, TagLists(db))
         purging, stop = config.storage.upload_purging, asyncio.Event()
         purge = purging.get("enabled") and not config.storage.read_only
         purger = asyncio.create_task(purge_until(stop, uploads, purging)) if purge else None

@@ -41,6 +41,20 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class GcConfig:
+    """``storage.gc``: the online collector. A dereferenced blob or manifest is reviewed ``delay`` seconds later; a
+    blob just uploaded, mounted or HEADed is protected for ``lease``; each worker looks for due reviews every
+    ``interval``; untagged manifests go ``untagged`` seconds after they lost their last tag (None: never)."""
+
+    enabled: bool = True
+    delay: float = 24 * 3600.0
+    lease: float = 3600.0
+    interval: float = 30.0
+    untagged: float | None = None
+    dryrun: bool = False
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     driver: str
     params: dict[str, Any]
@@ -48,6 +62,7 @@ class StorageConfig:
     redirect_disabled: bool
     upload_purging: dict[str, Any]  # enabled, dryrun: bool; age, interval: seconds (float)
     read_only: bool = False  # storage.maintenance.readonly.enabled: pulls only, every write is 405 UNSUPPORTED
+    gc: GcConfig = GcConfig()
 
 
 @dataclass(frozen=True)
@@ -296,6 +311,22 @@ def _storage_config(raw: dict[str, Any]) -> StorageConfig:
         redirect_disabled=_typed(raw, "storage.redirect.disable", False),
         upload_purging=purging,
         read_only=_typed(raw, "storage.maintenance.readonly.enabled", False),
+        gc=_gc_config(raw),
+    )
+
+
+def _gc_config(raw: dict[str, Any]) -> GcConfig:
+    default = GcConfig()
+    untagged = _lookup(raw, "storage.gc.untagged")
+    return GcConfig(
+        enabled=_typed(raw, "storage.gc.enabled", default.enabled),
+        delay=_duration(raw, "storage.gc.delay", "24h") or 0.0,
+        lease=_duration(raw, "storage.gc.lease", "1h") or 0.0,
+        interval=_duration(raw, "storage.gc.interval", "30s") or default.interval,
+        untagged=None
+        if untagged in (_MISSING, False, "false", "never")
+        else _duration(raw, "storage.gc.untagged", None),
+        dryrun=_typed(raw, "storage.gc.dryrun", default.dryrun),
     )
 
 

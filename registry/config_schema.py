@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "REGISTRY_"
-NON_DRIVER_KEYS = frozenset({"delete", "redirect", "cache", "maintenance", "tag"})
+NON_DRIVER_KEYS = frozenset({"delete", "redirect", "cache", "maintenance", "tag", "gc"})
 
 # Schema kinds: a dict is a section; OPEN is a free-form mapping we use; IGNORED one we do not implement yet.
 OPEN = "open"
@@ -22,6 +22,10 @@ UNIMPLEMENTED += ("validation", "compatibility", "catalog", "policy")
 STORAGE_SCHEMA: dict[str, object] = {
     "delete": {"enabled": "bool"},
     "redirect": {"disable": "bool"},
+    "gc": {  # ours: the online garbage collector (registry.gc)
+        **dict.fromkeys(("enabled", "dryrun"), "bool"),
+        **dict.fromkeys(("delay", "lease", "interval", "untagged"), "duration"),
+    },
     "maintenance": {
         "uploadpurging": {"enabled": "bool", "age": "duration", "interval": "duration", "dryrun": "bool"},
         "readonly": {"enabled": "bool"},

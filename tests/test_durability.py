@@ -181,8 +181,9 @@ async def test_what_a_201_acknowledges_commits_with_fsync_and_session_bookkeepin
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A docker-style push (POST, one PATCH, PUT ?digest=, manifest PUT): the transactions that publish a blob or
-    store a manifest commit with ``synchronous=FULL`` (2), the upload session's own (create, claim, release) with
-    ``NORMAL`` (1), whose loss after a power cut costs nothing a 201 acknowledged."""
+    store a manifest commit with ``synchronous=FULL`` (2), the upload session's own (create, claim, release) and the
+    blob's lease taken before its bytes move with ``NORMAL`` (1), whose loss after a power cut costs nothing a 201
+    acknowledged."""
     commits: list[tuple[frozenset[str], int]] = []
     write = Database.write
 
@@ -206,9 +207,10 @@ async def test_what_a_201_acknowledges_commits_with_fsync_and_session_bookkeepin
         assert (await put_manifest(client, "durable/repo", "latest", manifest, DOCKER_MANIFEST)).status_code == 201
 
     session = (frozenset({"uploads"}), 1)
-    publish = (frozenset({"repositories", "blobs", "repository_blobs", "uploads"}), 2)
+    lease = (frozenset({"blobs"}), 1)
+    publish = (frozenset({"repositories", "repository_blobs", "uploads", "gc_blob_reviews"}), 2)
     store = (frozenset({"repositories", "manifests", "manifest_blobs", "tags"}), 2)
-    assert commits == [session, session, session, session, publish] * 2 + [store]
+    assert commits == [session, session, session, session, lease, publish] * 2 + [store]
 
 
 async def _chunked(data: bytes) -> AsyncIterator[bytes]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection
+from datetime import datetime, timedelta
+from functools import partial
 
+from registry.config import GcConfig
 from registry.content import paths
-from registry.db import queries
+from registry.db import queries, reviews
 from registry.db.engine import Database
+from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.digests import Digest
 from registry.errors import ErrorCode
@@ -15,12 +22,18 @@ from storage_backends import PathNotFound, StorageBackend
 
 SMALL_CACHE_BYTES = 32 * 1024 * 1024
 SMALL_CACHE_ITEM = 64 * 1024
+# a tombstone older than this belongs to a collector that died between deleting a blob's row and its bytes:
+# whoever meets it finishes the deletion; a younger one is waited for
+TOMBSTONE_STALE = timedelta(seconds=60)
+TOMBSTONE_POLL = 0.05
+log = logging.getLogger("registry.gc")
 
 
 class BlobStore:
-    def __init__(self, backend: StorageBackend, db: Database) -> None:
+    def __init__(self, backend: StorageBackend, db: Database, gc: GcConfig | None = None) -> None:
         self.backend = backend
         self.db = db
+        self.gc = gc or GcConfig()
         # a digest's bytes never change, so small ones (configs, tiny layers, signatures) are kept in memory; whether
         # a repository may see them is still asked of SQL on every request, so no replica serves what was deleted
         self._small: OrderedDict[Digest, bytes] = OrderedDict()
@@ -58,27 +71,72 @@ class BlobStore:
         """Link a blob that one of ``sources`` (None: any repository) has into ``repo``; its size, or None."""
 
         async def link(session: Writer) -> int | None:
+            repo_id = await queries.ensure_repository(session, repo)  # lock order: the repository, then the blob
             size = await queries.linked_anywhere_size(session, str(digest), sources)
-            if size is not None:
-                await queries.link_blob(session, await queries.ensure_repository(session, repo), str(digest))
+            if size is None or not await reviews.renew_lease(session, str(digest), self._lease_end()):
+                return None  # not there, or its row was collected meanwhile: the client uploads it
+            await queries.link_blob(session, repo_id, str(digest))
             return size
 
         return await self.db.write(link)
 
+    async def touch(self, digest: Digest) -> None:
+        """Renew the lease of a blob a client asked about (HEAD: it may name it in a manifest soon), when less than
+        half of one is left: at most one write per blob per half lease."""
+        now = utcnow()
+        async with self.db.read() as session:
+            due = await reviews.lease_needs_renewal(session, str(digest), now + timedelta(seconds=self.gc.lease / 2))
+        if due:
+            until = self._lease_end()
+            await self.db.write(lambda s: reviews.renew_lease(s, str(digest), until), durable=False)
+
+    async def claim(self, digest: Digest, size: int) -> None:
+        """The blob's row with a fresh lease, made before its bytes are relied on (an upload moves them into place
+        after this): no collector deletes a leased blob, and a deletion already under way is waited for first."""
+        while True:
+            now, until = utcnow(), self._lease_end()
+            try:
+                claim = partial(reviews.claim_blob, digest=str(digest), size=size, now=now, until=until)
+                await self.db.write(claim, durable=False)  # lost in a crash with the upload it was made for
+                return
+            except reviews.BlobBeingDeleted as deleting:
+                if now - deleting.started_at < TOMBSTONE_STALE:
+                    await asyncio.sleep(TOMBSTONE_POLL)
+                    continue
+                log.warning("finishing the deletion of %s left by a collector that stopped", digest)
+                await finish_deletion(self.backend, self.db, str(digest))
+
+    def _lease_end(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.gc.lease)
+
     async def unlink(self, repo: str, digest: Digest) -> None:
         async def unlink(session: Writer) -> bool:
             repo_id = await queries.repository_id(session, repo, lock=True)
-            return repo_id is not None and await queries.unlink_blob(session, repo_id, str(digest))
+            if repo_id is None or not await queries.unlink_blob(session, repo_id, str(digest)):
+                return False
+            now = utcnow()
+            review = now + timedelta(seconds=self.gc.delay)
+            await reviews.queue_blobs(session, [str(digest)], "unlinked", review, now)
+            return True
 
         if not await self.db.write(unlink):
             raise ErrorCode.BLOB_UNKNOWN.error({"digest": str(digest)})
 
     async def put_small(self, data: bytes) -> Digest:
-        """Store a small blob whose bytes the registry knows itself (the empty JSON ``{}``); linking is the caller's."""
+        """Store a small blob whose bytes the registry knows itself (the empty JSON ``{}``), claimed first like an
+        upload; linking is the caller's."""
         digest = Digest.of(data)
+        await self.claim(digest, len(data))
         if not await is_stored(self.backend, digest):
             await self.backend.put_content(paths.blob_path(digest), data)
         return digest
+
+
+async def finish_deletion(backend: StorageBackend, db: Database, digest: str) -> None:
+    """Delete a collected blob's bytes, then its tombstone (both idempotent: any worker may finish any deletion)."""
+    with contextlib.suppress(PathNotFound):
+        await backend.delete(paths.blob_path(Digest.parse(digest)))
+    await db.write(lambda s: reviews.end_tombstone(s, digest))
 
 
 async def is_stored(backend: StorageBackend, digest: Digest) -> bool:

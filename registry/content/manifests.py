@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from registry.config import GcConfig
 from registry.content.blobs import BlobStore
-from registry.db import queries
+from registry.db import queries, reviews
 from registry.db.engine import Database
+from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.digests import Digest, looks_like_digest
 from registry.errors import ErrorCode
@@ -35,9 +38,10 @@ class StoredManifest:
 
 
 class ManifestStore:
-    def __init__(self, db: Database, blobs: BlobStore) -> None:
+    def __init__(self, db: Database, blobs: BlobStore, gc: GcConfig | None = None) -> None:
         self.db = db
         self.blobs = blobs
+        self.gc = gc or GcConfig()
 
     async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> tuple[str, ParsedManifest]:
         """Store a manifest (and tag it when ``reference`` is a tag); the digest it is stored under, and its parse."""
@@ -57,8 +61,12 @@ class ManifestStore:
             manifest_id = await queries.insert_manifest(
                 session, _row(repo_id, digest, body, parsed), blob_digests, child_ids
             )
-            if tag is not None:
-                await queries.upsert_tag(session, repo_id, tag, manifest_id)
+            if tag is None:  # pushed untagged: the collector looks at it when the repository's policy says
+                await _queue_manifests(session, [manifest_id], "pushed_untagged")
+                return
+            moved_from = await queries.upsert_tag(session, repo_id, tag, manifest_id)
+            if moved_from is not None:
+                await _queue_manifests(session, [moved_from], "tag_moved")
 
         await self.db.write(store)
         return digest, parsed
@@ -81,19 +89,40 @@ class ManifestStore:
 
         async def delete(session: Writer) -> bool:
             repo_id = await queries.repository_id(session, repo, lock=True)
-            return repo_id is not None and await (
-                queries.delete_manifest(session, repo_id, target)
-                if is_digest
-                else queries.delete_tag(session, repo_id, target)
-            )
+            if repo_id is None:
+                return False
+            if is_digest:
+                return await self._delete_manifest(session, repo_id, target)
+            untagged = await queries.delete_tag(session, repo_id, target)
+            if untagged is not None:
+                await _queue_manifests(session, [untagged], "tag_deleted")
+            return untagged is not None
 
         if not await self.db.write(delete):
             raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
+
+    async def _delete_manifest(self, session: Writer, repo_id: int, digest: str) -> bool:
+        """Delete by digest (with its tags), and queue what it held: its blobs after the delay, its children and
+        referrers at once (their own rules decide)."""
+        manifest_id = (await queries.manifest_ids(session, repo_id, [digest])).get(digest)
+        if manifest_id is None:
+            return False
+        held = await reviews.dereferenced_by(session, [manifest_id], repo_id, [digest])
+        await queries.delete_manifest(session, repo_id, digest)
+        now = utcnow()
+        await reviews.queue_blobs(session, held.blobs, "manifest_deleted", now + timedelta(seconds=self.gc.delay), now)
+        await reviews.queue_manifests(session, held.manifests, "parent_deleted", now, now)
+        return True
 
     async def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, Any]]:
         async with self.db.read() as session:
             rows = await queries.referrers(session, repo, str(subject), artifact_type)
         return [_descriptor(row) for row in rows]
+
+
+async def _queue_manifests(session: Writer, manifest_ids: list[int], event: str) -> None:
+    now = utcnow()
+    await reviews.queue_manifests(session, manifest_ids, event, now, now)
 
 
 def _resolve_reference(reference: str, body: bytes, parsed: ParsedManifest) -> tuple[str, str | None]:

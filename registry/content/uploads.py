@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.content import paths
-from registry.content.blobs import is_stored
+from registry.content.blobs import BlobStore, is_stored
 from registry.db import queries
 from registry.db.engine import Database
+from registry.db.models import utcnow
 from registry.digests import Digest
 from registry.errors import ErrorCode
 from storage_backends import FileWriter, PathNotFound, StorageBackend
@@ -62,10 +63,12 @@ class _HashState:
 
 
 class UploadStore:
-    def __init__(self, backend: StorageBackend, db: Database) -> None:
+    def __init__(self, backend: StorageBackend, db: Database, blobs: BlobStore | None = None) -> None:
         self.backend = backend
         self.db = db
+        self.blobs = blobs or BlobStore(backend, db)
         self._hashes: dict[str, _HashState] = {}
+        self.pause: Callable[[str], Awaitable[None]] = _no_pause  # tests stop here to interleave a collector
 
     async def start(self, repo: str) -> str:
         upload_id = str(uuid.uuid4())
@@ -244,12 +247,22 @@ class UploadStore:
         return f"{algorithm}:{hasher.hexdigest()}"
 
     async def _publish(self, repo: str, upload_id: str, digest: Digest, size: int) -> None:
+        """The blob's row and lease first, then its bytes, then the link: a collector never sees bytes it could take
+        from under a link, and never deletes bytes an upload has just relied on."""
+        await self.blobs.claim(digest, size)
         source, dest = paths.upload_data_path(upload_id), paths.blob_path(digest)
         if await is_stored(self.backend, digest):
             await self.backend.delete(source)
         else:
             await self.backend.move(source, dest)
-        await self.db.write(lambda s: queries.publish_upload(s, upload_id, repo, str(digest), size))
+        await self.pause("published:bytes")
+        now = utcnow()
+        review = now + timedelta(seconds=self.blobs.gc.delay)
+        published = await self.db.write(
+            lambda s: queries.publish_upload(s, upload_id, repo, str(digest), size, review, now)
+        )
+        if not published:  # the lease ran out and a collector took the blob meanwhile: the client uploads again
+            raise ErrorCode.BLOB_UPLOAD_INVALID.error({"reason": "the blob was collected while it was published"})
         await self._remove_data(upload_id)
 
     async def _remove_data(self, upload_id: str) -> None:
@@ -258,6 +271,10 @@ class UploadStore:
 
 
 async def _no_renewal() -> None:
+    return None
+
+
+async def _no_pause(point: str) -> None:
     return None
 
 

@@ -8,6 +8,7 @@ find what nothing references with a query.
                   │             └─ subject_digest               (referrers)
                   └─ tags ── manifests
     uploads (by repository name)                                (sessions; their bytes live in storage)
+    gc_blob_reviews, gc_manifest_reviews, gc_blob_deletions     (the collector's queues and tombstones: registry.gc)
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ blobs = Table(
     Column("digest", String(200), primary_key=True),
     Column("size", BigInteger, nullable=False),
     _timestamp("created_at"),
+    # the lease: no collector deletes the blob before this (an upload, a mount or a HEAD of its digest renews it)
+    Column("protected_until", DateTime(timezone=True)),
 )
 
 repository_blobs = Table(
@@ -132,4 +135,35 @@ uploads = Table(
     # the one request (on any worker or replica) writing to the session, and when it last said so
     Column("lease", String(36)),
     Column("leased_at", DateTime(timezone=True)),
+)
+
+# The collector's review queues (GitLab's design): every dereference queues its target for review at
+# ``review_after``; a worker claims due rows (``claimed_by``, until ``review_after`` again), re-checks every reference
+# in the transaction that deletes, and deletes the row. ``queued_at`` is the latest dereference.
+gc_blob_reviews = Table(
+    "gc_blob_reviews",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("review_after", DateTime(timezone=True), nullable=False, index=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("claimed_by", String(36)),
+)
+
+gc_manifest_reviews = Table(
+    "gc_manifest_reviews",
+    metadata,
+    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("review_after", DateTime(timezone=True), nullable=False, index=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("claimed_by", String(36)),
+)
+
+# A blob whose row is gone and whose bytes are being deleted: an upload of the same digest waits for it to end.
+gc_blob_deletions = Table(
+    "gc_blob_deletions",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
 )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, insert, or_, select, union, update
 
-from registry.db import globs
+from registry.db import globs, reviews
+from registry.db.dialect import for_dialect
 from registry.db.models import (
     blobs,
     manifest_blobs,
@@ -24,32 +25,9 @@ from registry.db.sessions import Reader, Writer, chunked, inline, plain
 from registry.names import NameSet
 
 
-def _insert(session: Writer, table: Table) -> Any:
-    # imported here: the PostgreSQL dialect is a sizeable share of the start-up time of a SQLite registry
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table)
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.insert(table)
-
-
-_DIALECT_STATEMENTS: dict[tuple[str, str, Any], Any] = {}
-
-
-def _for_dialect(session: Writer, kind: str, table: Table, build: Callable[[Any], Any]) -> Any:
-    """A dialect-specific statement, built once (building a statement costs more than running it)."""
-    key = (session.get_bind().dialect.name, kind, table)
-    statement = _DIALECT_STATEMENTS.get(key)
-    if statement is None:
-        statement = _DIALECT_STATEMENTS[key] = plain(build(_insert(session, table)))
-    return statement
-
-
 async def _insert_ignore(session: Writer, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        statement = _for_dialect(session, "ignore", table, lambda insert: insert.on_conflict_do_nothing())
+        statement = for_dialect(session, "ignore", table, lambda insert: insert.on_conflict_do_nothing())
         await session.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
@@ -265,14 +243,30 @@ def _upsert(insert: Any) -> Any:
     return insert.on_conflict_do_update(index_elements=["repository_id", "name"], set_=changed)
 
 
-async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) -> None:
+_TAGGED = plain(
+    select(tags.c.manifest_id).where(tags.c.repository_id == bindparam("repo_id"), tags.c.name == bindparam("tag"))
+)
+
+
+async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) -> int | None:
+    """Point ``tag`` at the manifest; the manifest it pointed at before, when it moved."""
+    before: int | None = await session.scalar(_TAGGED, {"repo_id": repo_id, "tag": tag})
     row = {"repository_id": repo_id, "name": tag, "manifest_id": manifest_id, "updated_at": utcnow()}
-    await session.execute(_for_dialect(session, "upsert", tags, _upsert), row)
+    await session.execute(for_dialect(session, "upsert", tags, _upsert), row)  # a re-push counts as recent too
+    return None if before == manifest_id else before
 
 
-async def delete_tag(session: Writer, repo_id: int, tag: str) -> bool:
-    result = await session.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag))
-    return bool(result.rowcount)
+_DELETE_TAG = plain(
+    delete(tags)
+    .where(tags.c.repository_id == bindparam("repo_id"), tags.c.name == bindparam("tag"))
+    .returning(tags.c.manifest_id)
+)
+
+
+async def delete_tag(session: Writer, repo_id: int, tag: str) -> int | None:
+    """Delete the tag; the manifest it pointed at, or None when there was no such tag."""
+    found: int | None = (await session.execute(_DELETE_TAG, {"repo_id": repo_id, "tag": tag})).scalar()
+    return found
 
 
 _TAGS_VERSION = inline(
@@ -378,12 +372,18 @@ async def delete_stale_uploads(session: Writer, updated_before: datetime) -> lis
     return stale
 
 
-async def publish_upload(session: Writer, upload_id: str, repo_name: str, digest: str, size: int) -> None:
-    """A verified upload becomes the blob ``digest``, linked into ``repo_name``; its session ends."""
+async def publish_upload(
+    session: Writer, upload_id: str, repo_name: str, digest: str, size: int, review_after: datetime, now: datetime
+) -> bool:
+    """A verified upload, whose blob row the upload claimed, is linked into ``repo_name`` and queued for review
+    (collected then unless a manifest names it); its session ends. False when the blob's row is gone."""
     repo_id = await ensure_repository(session, repo_name)
-    await add_blob(session, digest, size)
+    if not await session.scalar(select(blobs.c.digest).where(blobs.c.digest == digest).with_for_update()):
+        return False
     await link_blob(session, repo_id, digest)
     await delete_upload(session, upload_id)
+    await reviews.queue_blobs(session, [digest], "uploaded", review_after, now)
+    return True
 
 
 async def known_uploads(session: Reader, upload_ids: Sequence[str]) -> set[str]:

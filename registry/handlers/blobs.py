@@ -57,6 +57,7 @@ async def get_blob(request: Request) -> Response:
     size = await blobs.size(name, digest)
     headers = {"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
     if request.method == "HEAD":
+        await blobs.touch(digest)  # a push asking whether to upload may name the blob in a manifest next
         return empty(200, {**headers, "Content-Length": str(size), "Content-Type": "application/octet-stream"})
     if not services(request).config.storage.redirect_disabled:
         url = await blobs.redirect_url(digest, request.method)

@@ -1,0 +1,336 @@
+"""The collector's SQL: review queues, blob leases, and the re-checks that decide inside the deleting transaction.
+
+Lock order, the same everywhere so that no two transactions wait on each other in a cycle (PostgreSQL; SQLite has
+one writer): repository rows, then blob rows, then review rows. A push takes its repository's row, then (foreign
+keys) its blobs'; the collector claims its reviews in a transaction of their own, then takes the repositories that
+link a blob, the blob, and touches its review row last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, insert, select, update
+
+from registry.db.dialect import for_dialect
+from registry.db.models import (
+    blobs,
+    gc_blob_deletions,
+    gc_blob_reviews,
+    gc_manifest_reviews,
+    manifest_blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+)
+from registry.db.sessions import Reader, Writer, chunked
+
+# queueing
+
+
+def _later(old: Any, new: Any) -> Any:
+    """The later of two timestamps, either possibly NULL, in SQL both dialects speak."""
+    return case((old.is_(None), new), (new > old, new), else_=old)
+
+
+def _upsert_review(table: Table, key: str) -> Any:
+    def build(insert: Any) -> Any:
+        excluded = insert.excluded
+        changed = {
+            "review_after": _later(table.c.review_after, excluded.review_after),
+            "queued_at": excluded.queued_at,
+            "event": excluded.event,
+            "claimed_by": None,  # a claim in progress no longer ends this review: the new dereference gets its own
+        }
+        return insert.on_conflict_do_update(index_elements=[key], set_=changed)
+
+    return build
+
+
+async def queue_blobs(
+    session: Writer, digests: Iterable[str], event: str, review_after: datetime, now: datetime
+) -> None:
+    rows = [{"digest": d, "review_after": review_after, "queued_at": now, "event": event} for d in sorted(set(digests))]
+    if rows:
+        statement = for_dialect(session, "review", gc_blob_reviews, _upsert_review(gc_blob_reviews, "digest"))
+        await session.execute(statement, rows[0] if len(rows) == 1 else rows)
+
+
+async def queue_manifests(
+    session: Writer, manifest_ids: Iterable[int], event: str, review_after: datetime, now: datetime
+) -> None:
+    rows = [
+        {"manifest_id": m, "review_after": review_after, "queued_at": now, "event": event}
+        for m in sorted(set(manifest_ids))
+    ]
+    if rows:
+        build = _upsert_review(gc_manifest_reviews, "manifest_id")
+        statement = for_dialect(session, "review", gc_manifest_reviews, build)
+        await session.execute(statement, rows[0] if len(rows) == 1 else rows)
+
+
+# claiming: one short transaction takes due rows for ``until`` (other workers and replicas skip them meanwhile)
+
+
+async def claim_blob_reviews(session: Writer, token: str, now: datetime, until: datetime, limit: int) -> list[str]:
+    due = (
+        select(gc_blob_reviews.c.digest)
+        .where(gc_blob_reviews.c.review_after <= now)
+        .order_by(gc_blob_reviews.c.review_after)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claim = (
+        update(gc_blob_reviews)
+        .where(gc_blob_reviews.c.digest.in_(due.scalar_subquery()))
+        .values(claimed_by=token, review_after=until)
+        .returning(gc_blob_reviews.c.digest)
+    )
+    return sorted((await session.execute(claim)).scalars().all())
+
+
+async def claim_manifest_reviews(session: Writer, token: str, now: datetime, until: datetime, limit: int) -> list[int]:
+    due = (
+        select(gc_manifest_reviews.c.manifest_id)
+        .where(gc_manifest_reviews.c.review_after <= now)
+        .order_by(gc_manifest_reviews.c.review_after)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claim = (
+        update(gc_manifest_reviews)
+        .where(gc_manifest_reviews.c.manifest_id.in_(due.scalar_subquery()))
+        .values(claimed_by=token, review_after=until)
+        .returning(gc_manifest_reviews.c.manifest_id)
+    )
+    return sorted((await session.execute(claim)).scalars().all())
+
+
+async def _end_review(session: Writer, table: Table, key: Any, token: str, postpone_to: datetime | None) -> None:
+    """Delete the claimed row, or hand it back due at ``postpone_to``; a row queued again meanwhile is left alone."""
+    ours = and_(key, table.c.claimed_by == token)
+    if postpone_to is None:
+        await session.execute(delete(table).where(ours))
+    else:
+        await session.execute(update(table).where(ours).values(review_after=postpone_to, claimed_by=None))
+
+
+# blobs
+
+
+@dataclass(frozen=True)
+class BlobVerdict:
+    deleted: bool = False
+    size: int = 0
+    links_removed: int = 0
+
+
+def _referenced_in_own_repository(digest: str) -> Any:
+    """A manifest of the link's repository names the blob (correlated with ``repository_blobs``)."""
+    return exists().where(
+        manifest_blobs.c.blob_digest == digest,
+        manifests.c.id == manifest_blobs.c.manifest_id,
+        manifests.c.repository_id == repository_blobs.c.repository_id,
+    )
+
+
+async def review_blob(session: Writer, digest: str, token: str, now: datetime, link_cutoff: datetime) -> BlobVerdict:
+    """Inside one write transaction: drop the blob's links that no manifest of their repository names and that are
+    older than ``link_cutoff``, then delete the blob's row (leaving a tombstone) when nothing references it and no
+    lease protects it. The caller deletes the bytes after the commit, then the tombstone."""
+    linking = select(repository_blobs.c.repository_id).where(repository_blobs.c.blob_digest == digest)
+    repo_ids = list((await session.scalars(linking)).all())
+    if repo_ids:
+        lock = select(repositories.c.id).where(repositories.c.id.in_(repo_ids)).order_by(repositories.c.id)
+        await session.execute(lock.with_for_update())
+    row = (
+        await session.execute(
+            select(blobs.c.size, blobs.c.protected_until).where(blobs.c.digest == digest).with_for_update()
+        )
+    ).first()
+    review = gc_blob_reviews.c.digest == digest
+    if row is None:
+        await _end_review(session, gc_blob_reviews, review, token, None)
+        return BlobVerdict()
+    if row.protected_until is not None and _aware(row.protected_until) > now:
+        await _end_review(session, gc_blob_reviews, review, token, _aware(row.protected_until))
+        return BlobVerdict()
+    unreferenced = and_(repository_blobs.c.blob_digest == digest, ~_referenced_in_own_repository(digest))
+    removed = await session.execute(
+        delete(repository_blobs).where(unreferenced, repository_blobs.c.created_at <= link_cutoff)
+    )
+    young = await session.scalar(select(func.min(repository_blobs.c.created_at)).where(unreferenced))
+    if await _still_referenced(session, digest):
+        postpone = None if young is None else _aware(young) + (now - link_cutoff)
+        await _end_review(session, gc_blob_reviews, review, token, postpone)
+        return BlobVerdict(links_removed=removed.rowcount)
+    await session.execute(delete(blobs).where(blobs.c.digest == digest))
+    await session.execute(insert(gc_blob_deletions).values(digest=digest, started_at=now))
+    await _end_review(session, gc_blob_reviews, review, token, None)
+    return BlobVerdict(True, int(row.size), removed.rowcount)
+
+
+async def _still_referenced(session: Writer, digest: str) -> bool:
+    linked = exists().where(repository_blobs.c.blob_digest == digest)
+    named = exists().where(manifest_blobs.c.blob_digest == digest)
+    return bool(await session.scalar(select(linked | named)))
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives timestamps back without their zone; every one we write is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# leases and tombstones
+
+
+class BlobBeingDeleted(Exception):
+    """The blob's bytes are being deleted (a tombstone): nothing may rely on them until that ends."""
+
+    def __init__(self, started_at: datetime) -> None:
+        super().__init__(f"blob deletion in progress since {started_at.isoformat()}")
+        self.started_at = started_at
+
+
+async def claim_blob(session: Writer, digest: str, size: int, now: datetime, until: datetime) -> None:
+    """The blob's row, made or renewed with a lease to ``until``, in the transaction that checks no deletion of its
+    bytes is under way (raising BlobBeingDeleted rolls the claim back)."""
+    row = {"digest": digest, "size": size, "created_at": now, "protected_until": until}
+    await session.execute(for_dialect(session, "lease", blobs, _upsert_lease), row)
+    started = await session.scalar(select(gc_blob_deletions.c.started_at).where(gc_blob_deletions.c.digest == digest))
+    if started is not None:
+        raise BlobBeingDeleted(_aware(started))
+
+
+def _upsert_lease(insert: Any) -> Any:
+    later = _later(blobs.c.protected_until, insert.excluded.protected_until)
+    return insert.on_conflict_do_update(index_elements=["digest"], set_={"protected_until": later})
+
+
+async def renew_lease(session: Writer, digest: str, until: datetime) -> bool:
+    """Extend an existing blob's lease (a mount, a HEAD); False when the blob has no row (collected)."""
+    later = _later(blobs.c.protected_until, bindparam("until", until, type_=blobs.c.protected_until.type))
+    result = await session.execute(update(blobs).where(blobs.c.digest == digest).values(protected_until=later))
+    return bool(result.rowcount)
+
+
+async def lease_needs_renewal(session: Reader, digest: str, before: datetime) -> bool:
+    query = select(blobs.c.digest).where(
+        blobs.c.digest == digest, (blobs.c.protected_until.is_(None)) | (blobs.c.protected_until < before)
+    )
+    return await session.scalar(query) is not None
+
+
+async def stale_tombstones(session: Reader, started_before: datetime) -> list[str]:
+    query = select(gc_blob_deletions.c.digest).where(gc_blob_deletions.c.started_at < started_before)
+    return list((await session.scalars(query)).all())
+
+
+async def end_tombstone(session: Writer, digest: str) -> None:
+    await session.execute(delete(gc_blob_deletions).where(gc_blob_deletions.c.digest == digest))
+
+
+# manifests
+
+
+@dataclass(frozen=True)
+class ManifestVerdict:
+    deleted: bool = False
+    repository: str = ""
+    digest: str = ""
+    size: int = 0
+
+
+async def review_manifest(
+    session: Writer,
+    manifest_id: int,
+    token: str,
+    now: datetime,
+    untagged_after: Callable[[str], float | None],
+    collect_referrers: Callable[[str], bool],
+) -> ManifestVerdict:
+    """Inside one write transaction: delete an untagged manifest that no index and no kept subject holds, once the
+    repository's policy (``untagged_after(repo) -> seconds | None``) allows; queue what it referenced for review."""
+    review = gc_manifest_reviews.c.manifest_id == manifest_id
+    repo_id = await session.scalar(select(manifests.c.repository_id).where(manifests.c.id == manifest_id))
+    if repo_id is None:
+        return ManifestVerdict()  # gone, and its review with it
+    await session.execute(select(repositories.c.id).where(repositories.c.id == repo_id).with_for_update())
+    found = (
+        await session.execute(
+            select(manifests.c.digest, manifests.c.subject_digest, manifests.c.size, repositories.c.name)
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(manifests.c.id == manifest_id)
+        )
+    ).first()
+    queued = await session.scalar(
+        select(gc_manifest_reviews.c.queued_at).where(review, gc_manifest_reviews.c.claimed_by == token)
+    )
+    if found is None or queued is None:
+        return ManifestVerdict()  # deleted meanwhile, or queued again (that review decides)
+    after = untagged_after(found.name)
+    if after is None or await _manifest_held(
+        session, manifest_id, repo_id, found.subject_digest, collect_referrers(found.name)
+    ):
+        await _end_review(session, gc_manifest_reviews, review, token, None)
+        return ManifestVerdict()
+    due = _aware(queued) + timedelta(seconds=after)
+    if due > now:
+        await _end_review(session, gc_manifest_reviews, review, token, due)
+        return ManifestVerdict()
+    await _delete_manifest(session, manifest_id, repo_id, found.digest, now)
+    return ManifestVerdict(True, found.name, found.digest, int(found.size))
+
+
+async def _manifest_held(
+    session: Writer, manifest_id: int, repo_id: int, subject: str | None, referrers_go: bool
+) -> bool:
+    tagged = exists().where(tags.c.manifest_id == manifest_id)
+    child = exists().where(manifest_references.c.child_id == manifest_id)
+    held = tagged | child
+    if subject is not None and not referrers_go:
+        held = held | exists().where(manifests.c.repository_id == repo_id, manifests.c.digest == subject)
+    return bool(await session.scalar(select(held)))
+
+
+async def _delete_manifest(session: Writer, manifest_id: int, repo_id: int, digest: str, now: datetime) -> None:
+    """Delete the manifest (its references and review go with it) and queue what it held: its blobs, its children
+    and its referrers, reviewed at once (their own rules decide)."""
+    held = await dereferenced_by(session, [manifest_id], repo_id, [digest])
+    await session.execute(delete(manifests).where(manifests.c.id == manifest_id))
+    await queue_blobs(session, held.blobs, "manifest_collected", now, now)
+    await queue_manifests(session, held.manifests, "parent_collected", now, now)
+
+
+@dataclass(frozen=True)
+class Held:
+    blobs: list[str]
+    manifests: list[int]
+
+
+async def dereferenced_by(session: Reader, manifest_ids: Sequence[int], repo_id: int, digests: Sequence[str]) -> Held:
+    """What deleting these manifests dereferences: their blobs, their children, and the manifests whose subject
+    they are."""
+    blob_rows = select(manifest_blobs.c.blob_digest).where(manifest_blobs.c.manifest_id.in_(manifest_ids))
+    children = select(manifest_references.c.child_id).where(manifest_references.c.parent_id.in_(manifest_ids))
+    found_blobs = list((await session.scalars(blob_rows)).all())
+    found_manifests = list((await session.scalars(children)).all())
+    for chunk in chunked(digests):
+        referrers = select(manifests.c.id).where(
+            manifests.c.repository_id == repo_id, manifests.c.subject_digest.in_(chunk)
+        )
+        found_manifests += list((await session.scalars(referrers)).all())
+    return Held(found_blobs, [m for m in found_manifests if m not in manifest_ids])
+
+
+async def queue_counts(session: Reader) -> dict[str, int]:
+    counts = {}
+    for name, table in (("blob_reviews", gc_blob_reviews), ("manifest_reviews", gc_manifest_reviews)):
+        counts[name] = int(await session.scalar(select(func.count()).select_from(table)) or 0)
+    counts["tombstones"] = int(await session.scalar(select(func.count()).select_from(gc_blob_deletions)) or 0)
+    return counts
