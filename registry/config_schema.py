@@ -46,6 +46,9 @@ SCHEMA: dict[str, object] = {
     "http": HTTP_SCHEMA,
     "database": {"url": "str"},
     "auth": OPEN,
+    # ours: tag retention and immutable tags (registry.gc.policies reads and checks them)
+    "retention": {"dryrun": "bool", "interval": "duration", "policies": "list"},
+    "immutable": "list",
     **dict.fromkeys(UNIMPLEMENTED, IGNORED),
 }
 
