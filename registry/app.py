@@ -24,6 +24,8 @@ from registry.content.uploads import UploadStore
 from registry.db.engine import Database
 from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_response
 from registry.forwarded import ForwardedHeaders
+from registry.gc.collector import Collector, collect_until
+from registry.gc.policies import Policies
 from registry.handlers.base import Services
 from registry.routes import api_routes
 from storage_backends import StorageBackend, StorageError, create_backend
@@ -92,15 +94,18 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         blobs = BlobStore(store, db, gc)
         uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc)
         app.state.services = Services(config, db, store, blobs, uploads, manifests, TagLists(db))
+        app.state.collector = collector = Collector(db, store, gc, Policies.from_config(config))
         purging, stop = config.storage.upload_purging, asyncio.Event()
-        purge = purging.get("enabled") and not config.storage.read_only
-        purger = asyncio.create_task(purge_until(stop, uploads, purging)) if purge else None
+        writable = not config.storage.read_only
+        tasks = [purge_until(stop, uploads, purging)] if purging.get("enabled") and writable else []
+        tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
+        running = [asyncio.create_task(task) for task in tasks]
         try:
             yield
         finally:
             stop.set()
-            if purger is not None:
-                await purger
+            for task in running:
+                await task
             if database is None:
                 await db.dispose()
             if backend is None:

@@ -1,5 +1,5 @@
-"""``registry serve [CONFIG]``, ``registry migrate [CONFIG]`` and ``registry user add|remove|list``: distribution's
-command line, our server."""
+"""``registry serve [CONFIG]``, ``registry migrate [CONFIG]``, ``registry user add|remove|list``, ``registry gc`` and
+``registry garbage-collect``: distribution's command line, our server."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
+from registry.gc import command as gc_command
 from registry.protocol import RegistryHttpProtocol
 from storage_backends import create_backend
 
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd = commands.add_parser("migrate", help="apply the database migrations and exit")
     migrate_cmd.add_argument("config", nargs="?")
     users.add_parser(commands)
+    gc_command.add_parsers(commands)
     return parser
 
 
@@ -237,6 +239,10 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(_migrate(config))
         elif args.command == "user":
             users.run(args, args.file or users.htpasswd_path(_load(args.config)))
+        elif args.command in ("gc", "garbage-collect"):
+            config = _load(args.config)
+            _setup_logging(config)
+            asyncio.run(gc_command.run(args, config))
     except ConfigError as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)

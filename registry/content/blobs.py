@@ -135,7 +135,7 @@ class BlobStore:
 async def finish_deletion(backend: StorageBackend, db: Database, digest: str) -> None:
     """Delete a collected blob's bytes, then its tombstone (both idempotent: any worker may finish any deletion)."""
     with contextlib.suppress(PathNotFound):
-        await backend.delete(paths.blob_path(Digest.parse(digest)))
+        await backend.delete(paths.blob_dir(Digest.parse(digest)))
     await db.write(lambda s: reviews.end_tombstone(s, digest))
 
 

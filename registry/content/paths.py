@@ -15,8 +15,12 @@ from registry.digests import Digest
 ROOT = "docker/registry/v2"
 
 
+def blob_dir(digest: Digest) -> str:
+    return f"{ROOT}/blobs/{digest.algorithm}/{digest.encoded[:2]}/{digest.encoded}"
+
+
 def blob_path(digest: Digest) -> str:
-    return f"{ROOT}/blobs/{digest.algorithm}/{digest.encoded[:2]}/{digest.encoded}/data"
+    return f"{blob_dir(digest)}/data"
 
 
 def uploads_root() -> str:

@@ -29,7 +29,7 @@ async def purge_once(uploads: UploadStore, age_seconds: float, dryrun: bool) -> 
     return stale
 
 
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     try:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
@@ -42,12 +42,12 @@ async def purge_until(stop: asyncio.Event, uploads: UploadStore, settings: dict[
 
     It is stopped, never cancelled, so a purge in progress finishes its database work before the engine closes.
     """
-    if await _stopped_within(stop, random.uniform(0, FIRST_RUN_JITTER)):
+    if await stopped_within(stop, random.uniform(0, FIRST_RUN_JITTER)):
         return
     while True:
         try:
             await purge_once(uploads, float(settings["age"]), bool(settings.get("dryrun", False)))
         except Exception:
             log.exception("upload purging failed; trying again at the next interval")
-        if await _stopped_within(stop, float(settings["interval"])):
+        if await stopped_within(stop, float(settings["interval"])):
             return

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, insert, literal, select, update
 
-from registry.db.dialect import for_dialect
+from registry.db.dialect import dialect_insert, for_dialect
 from registry.db.models import (
     blobs,
     gc_blob_deletions,
@@ -38,11 +38,16 @@ def _later(old: Any, new: Any) -> Any:
     return case((old.is_(None), new), (new > old, new), else_=old)
 
 
+def _earlier(old: Any, new: Any) -> Any:
+    return case((new < old, new), else_=old)
+
+
 def _upsert_review(table: Table, key: str) -> Any:
     def build(insert: Any) -> Any:
         excluded = insert.excluded
         changed = {
-            "review_after": _later(table.c.review_after, excluded.review_after),
+            # the earliest asked for: a review re-checks everything, and postpones itself when that is too early
+            "review_after": _earlier(table.c.review_after, excluded.review_after),
             "queued_at": excluded.queued_at,
             "event": excluded.event,
             "claimed_by": None,  # a claim in progress no longer ends this review: the new dereference gets its own
@@ -139,7 +144,9 @@ def _referenced_in_own_repository(digest: str) -> Any:
     )
 
 
-async def review_blob(session: Writer, digest: str, token: str, now: datetime, link_cutoff: datetime) -> BlobVerdict:
+async def review_blob(
+    session: Writer, digest: str, token: str, now: datetime, link_cutoff: datetime, *, leases: bool = True
+) -> BlobVerdict:
     """Inside one write transaction: drop the blob's links that no manifest of their repository names and that are
     older than ``link_cutoff``, then delete the blob's row (leaving a tombstone) when nothing references it and no
     lease protects it. The caller deletes the bytes after the commit, then the tombstone."""
@@ -157,7 +164,7 @@ async def review_blob(session: Writer, digest: str, token: str, now: datetime, l
     if row is None:
         await _end_review(session, gc_blob_reviews, review, token, None)
         return BlobVerdict()
-    if row.protected_until is not None and _aware(row.protected_until) > now:
+    if leases and row.protected_until is not None and _aware(row.protected_until) > now:
         await _end_review(session, gc_blob_reviews, review, token, _aware(row.protected_until))
         return BlobVerdict()
     unreferenced = and_(repository_blobs.c.blob_digest == digest, ~_referenced_in_own_repository(digest))
@@ -326,6 +333,27 @@ async def dereferenced_by(session: Reader, manifest_ids: Sequence[int], repo_id:
         )
         found_manifests += list((await session.scalars(referrers)).all())
     return Held(found_blobs, [m for m in found_manifests if m not in manifest_ids])
+
+
+async def queue_unreferenced(session: Writer, now: datetime, *, due_now: bool = False) -> None:
+    """Queue every blob no manifest names and every manifest no tag and no index holds, due now; one already queued
+    keeps its time unless ``due_now``. A manifest's untagged clock starts at its push, a blob's links keep their age."""
+    at, scan = literal(now, blobs.c.created_at.type), literal("scan")
+    unnamed = select(blobs.c.digest, at, at, scan).where(
+        ~exists().where(manifest_blobs.c.blob_digest == blobs.c.digest)
+    )
+    loose = select(manifests.c.id, at, manifests.c.created_at, scan).where(
+        ~exists().where(tags.c.manifest_id == manifests.c.id),
+        ~exists().where(manifest_references.c.child_id == manifests.c.id),
+    )
+    columns = ["review_after", "queued_at", "event"]
+    for table, key, source in ((gc_blob_reviews, "digest", unnamed), (gc_manifest_reviews, "manifest_id", loose)):
+        statement = dialect_insert(session, table).from_select([key, *columns], source)
+        if due_now:
+            due = {"review_after": statement.excluded.review_after, "claimed_by": None}
+            await session.execute(statement.on_conflict_do_update(index_elements=[key], set_=due))
+        else:
+            await session.execute(statement.on_conflict_do_nothing(index_elements=[key]))
 
 
 async def queue_counts(session: Reader) -> dict[str, int]:

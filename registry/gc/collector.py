@@ -1,0 +1,182 @@
+"""The collector: claims due reviews, decides each in a transaction of its own (re-checking every reference there),
+and deletes a blob's bytes only after the transaction that deleted its row has committed.
+
+Any number of workers and replicas run it at once: a claim hands each review to one of them for ``CLAIM`` (a
+worker that dies gives it back by then). A dry run makes the same decisions in one transaction it rolls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from registry.config import GcConfig
+from registry.content.blobs import TOMBSTONE_STALE, finish_deletion
+from registry.content.purge import stopped_within
+from registry.db import reviews
+from registry.db.engine import Database
+from registry.db.models import utcnow
+from registry.db.sessions import Writer
+from registry.gc.policies import Policies
+from storage_backends import StorageBackend
+
+log = logging.getLogger("registry.gc")
+CLAIM = timedelta(minutes=5)
+BATCH = 100
+
+
+@dataclass
+class Report:
+    manifests: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
+    blobs: list[tuple[str, int]] = field(default_factory=list)  # (digest, size)
+    links_removed: int = 0
+    reviews: int = 0
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(size for _, size in self.blobs)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.manifests)} manifest(s) and {len(self.blobs)} blob(s) ({self.bytes_freed} bytes), "
+            f"{self.links_removed} repository link(s), after {self.reviews} review(s)"
+        )
+
+
+class _DryRun(Exception):
+    pass
+
+
+async def _no_pause(point: str) -> None:
+    return None
+
+
+class Collector:
+    def __init__(
+        self,
+        db: Database,
+        backend: StorageBackend,
+        gc: GcConfig,
+        policies: Policies | None = None,
+        *,
+        untagged_after: Callable[[str], float | None] | None = None,
+        offline: bool = False,
+    ) -> None:
+        self.db = db
+        self.backend = backend
+        self.gc = gc
+        self.policies = policies or Policies(default_untagged=gc.untagged)
+        self.untagged_after = untagged_after or self.policies.untagged_after
+        self.offline = offline  # distribution's garbage-collect: no server runs, so no lease protects a blob
+        self.pause: Callable[[str], Awaitable[None]] = _no_pause  # tests stop here to interleave a push
+
+    async def run_once(self, *, dry_run: bool = False, queue_everything: bool = False) -> Report:
+        """Every review due now, and those its deletions make due, until none is left; a dry run with
+        ``queue_everything`` queues inside its rolled-back transaction too."""
+        if dry_run:
+            return await self._dry_run(queue_everything)
+        report = Report()
+        await self.finish_stale_deletions()
+        while await self._manifest_batch(report) + await self._blob_batch(report):
+            pass
+        return report
+
+    async def _manifest_batch(self, report: Report) -> int:
+        token, now = str(uuid.uuid4()), utcnow()
+        claim = partial(reviews.claim_manifest_reviews, token=token, now=now, until=now + CLAIM, limit=BATCH)
+        claimed = await self.db.write(claim, durable=False)
+        for manifest_id in claimed:
+            await self.pause("manifest:claimed")
+            await self.db.write(partial(self._review_manifest, manifest_id=manifest_id, token=token, report=report))
+        return len(claimed)
+
+    async def _blob_batch(self, report: Report) -> int:
+        token, now = str(uuid.uuid4()), utcnow()
+        claim = partial(reviews.claim_blob_reviews, token=token, now=now, until=now + CLAIM, limit=BATCH)
+        claimed = await self.db.write(claim, durable=False)
+        for digest in claimed:
+            await self.pause("blob:claimed")
+            deleted = await self.db.write(partial(self._review_blob, digest=digest, token=token, report=report))
+            if deleted:
+                await self.pause("blob:row-deleted")
+                await finish_deletion(self.backend, self.db, digest)
+        return len(claimed)
+
+    async def _review_manifest(self, session: Writer, manifest_id: int, token: str, report: Report) -> None:
+        verdict = await reviews.review_manifest(
+            session, manifest_id, token, utcnow(), self.untagged_after, self.policies.collect_referrers
+        )
+        report.reviews += 1
+        if verdict.deleted:
+            report.manifests.append((verdict.repository, verdict.digest))
+
+    async def _review_blob(self, session: Writer, digest: str, token: str, report: Report) -> bool:
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.gc.delay)
+        verdict = await reviews.review_blob(session, digest, token, now, cutoff, leases=not self.offline)
+        report.reviews += 1
+        report.links_removed += verdict.links_removed
+        if verdict.deleted:
+            report.blobs.append((digest, verdict.size))
+        return verdict.deleted
+
+    async def _dry_run(self, queue_everything: bool) -> Report:
+        """The same decisions in one transaction that is rolled back: nothing changes, bytes included."""
+        report = Report()
+
+        async def decide(session: Writer) -> None:
+            token = str(uuid.uuid4())
+            if queue_everything:
+                await reviews.queue_unreferenced(session, utcnow(), due_now=self.offline)
+            while True:
+                now = utcnow()
+                manifests = await reviews.claim_manifest_reviews(session, token, now, now + CLAIM, BATCH)
+                for manifest_id in manifests:
+                    await self._review_manifest(session, manifest_id, token, report)
+                blobs = await reviews.claim_blob_reviews(session, token, now, now + CLAIM, BATCH)
+                for digest in blobs:
+                    await self._review_blob(session, digest, token, report)
+                if not manifests and not blobs:
+                    raise _DryRun
+
+        with contextlib.suppress(_DryRun):  # raised to roll the decisions back
+            await self.db.write(decide)
+        return report
+
+    async def finish_stale_deletions(self) -> None:
+        """Bytes a collector that stopped left behind: their rows are gone, their tombstones old."""
+        async with self.db.read() as session:
+            stale = await reviews.stale_tombstones(session, utcnow() - TOMBSTONE_STALE)
+        for digest in stale:
+            await finish_deletion(self.backend, self.db, digest)
+
+    async def queue_everything(self, *, now: datetime | None = None) -> None:
+        """A full scan: queue every blob no manifest names and every manifest no tag or index holds, so that blobs
+        and manifests from before the queues (or lost from them) are reviewed too."""
+        when = now or utcnow()
+        await self.db.write(lambda s: reviews.queue_unreferenced(s, when, due_now=self.offline))
+
+
+async def collect_until(stop: asyncio.Event, collector: Collector) -> None:
+    """Run the collector every ``storage.gc.interval`` until ``stop`` is set (stopped, never cancelled, so that a
+    decision in progress commits or rolls back before the engine closes)."""
+    interval = collector.gc.interval
+    if await stopped_within(stop, random.uniform(0, interval)):  # workers and replicas spread out
+        return
+    while True:
+        try:
+            report = await collector.run_once(dry_run=collector.gc.dryrun)
+            if report.manifests or report.blobs or report.links_removed:
+                verb = "would collect" if collector.gc.dryrun else "collected"
+                log.info("garbage collection %s %s", verb, report.summary())
+        except Exception:
+            log.exception("garbage collection failed; trying again at the next interval")
+        if await stopped_within(stop, interval):
+            return
