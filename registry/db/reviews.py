@@ -83,35 +83,23 @@ async def queue_manifests(
 
 
 async def claim_blob_reviews(session: Writer, token: str, now: datetime, until: datetime, limit: int) -> list[str]:
-    due = (
-        select(gc_blob_reviews.c.digest)
-        .where(gc_blob_reviews.c.review_after <= now)
-        .order_by(gc_blob_reviews.c.review_after)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claim = (
-        update(gc_blob_reviews)
-        .where(gc_blob_reviews.c.digest.in_(due.scalar_subquery()))
-        .values(claimed_by=token, review_after=until)
-        .returning(gc_blob_reviews.c.digest)
-    )
-    return sorted((await session.execute(claim)).scalars().all())
+    return await _claim(session, gc_blob_reviews, gc_blob_reviews.c.digest, token, now, until, limit)
 
 
 async def claim_manifest_reviews(session: Writer, token: str, now: datetime, until: datetime, limit: int) -> list[int]:
-    due = (
-        select(gc_manifest_reviews.c.manifest_id)
-        .where(gc_manifest_reviews.c.review_after <= now)
-        .order_by(gc_manifest_reviews.c.review_after)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    return await _claim(session, gc_manifest_reviews, gc_manifest_reviews.c.manifest_id, token, now, until, limit)
+
+
+async def _claim(
+    session: Writer, table: Table, key: Any, token: str, now: datetime, until: datetime, limit: int
+) -> list[Any]:
+    """Up to ``limit`` due rows, oldest first, taken for ``until``; rows another worker holds are skipped."""
+    due = select(key).where(table.c.review_after <= now).order_by(table.c.review_after).limit(limit)
     claim = (
-        update(gc_manifest_reviews)
-        .where(gc_manifest_reviews.c.manifest_id.in_(due.scalar_subquery()))
+        update(table)
+        .where(key.in_(due.with_for_update(skip_locked=True).scalar_subquery()))
         .values(claimed_by=token, review_after=until)
-        .returning(gc_manifest_reviews.c.manifest_id)
+        .returning(key)
     )
     return sorted((await session.execute(claim)).scalars().all())
 
