@@ -85,6 +85,7 @@ def _routes(config: Config, auth: Auth) -> list[BaseRoute]:
 
 def create_app(config: Config, *, backend: StorageBackend | None = None, database: Database | None = None) -> Starlette:
     auth = build_auth(config)
+    policies = Policies.from_config(config)  # a mistake in retention or immutable stops the start
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -92,9 +93,9 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         db = database or Database(config.database_url)
         gc = config.storage.gc
         blobs = BlobStore(store, db, gc)
-        uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc)
+        uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc, policies)
         app.state.services = Services(config, db, store, blobs, uploads, manifests, TagLists(db))
-        app.state.collector = collector = Collector(db, store, gc, Policies.from_config(config))
+        app.state.collector = collector = Collector(db, store, gc, policies)
         purging, stop = config.storage.upload_purging, asyncio.Event()
         writable = not config.storage.read_only
         tasks = [purge_until(stop, uploads, purging)] if purging.get("enabled") and writable else []

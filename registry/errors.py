@@ -4,7 +4,9 @@
      (one per spec code: BLOB_UNKNOWN, DIGEST_INVALID, MANIFEST_INVALID, ... see ``ErrorCode``)
 
 Handlers raise ``ErrorCode.X.error(detail)``; ``error_response`` writes
-``{"errors": [{"code", "message", "detail"}]}`` with the code's status.
+``{"errors": [{"code", "message", "detail"}]}`` with the code's status. An error may say more than its code's
+message (``message=``): docker and skopeo print ``<code>: <message>`` (``denied: tag v1 in prod/app is immutable``)
+and never the detail.
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ class ErrorCode(enum.Enum):
         return self.value[1]
 
     def error(
-        self, detail: Any = None, *, status: int | None = None, headers: dict[str, str] | None = None
+        self,
+        detail: Any = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        message: str | None = None,
     ) -> RegistryError:
-        return RegistryError(self, detail, status=status, headers=headers)
+        return RegistryError(self, detail, status=status, headers=headers, message=message)
 
 
 class RegistryError(Exception):
@@ -61,18 +68,20 @@ class RegistryError(Exception):
         *,
         status: int | None = None,
         headers: dict[str, str] | None = None,
+        message: str | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {detail}" if detail is not None else code.name)
         self.code = code
         self.detail = detail
         self.status = status or code.status
         self.headers = headers or {}
+        self.message = message or code.message
 
 
 def error_body(*errors: RegistryError) -> bytes:
     items = []
     for err in errors:
-        item: dict[str, Any] = {"code": err.code.name, "message": err.code.message}
+        item: dict[str, Any] = {"code": err.code.name, "message": err.message}
         if err.detail is not None:
             item["detail"] = err.detail
         items.append(item)

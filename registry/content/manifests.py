@@ -16,6 +16,8 @@ from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.digests import Digest, looks_like_digest
 from registry.errors import ErrorCode
+from registry.gc import immutable
+from registry.gc.policies import Policies
 from registry.manifests import Descriptor, ParsedManifest, parse_manifest
 from registry.names import check_tag, is_valid_tag
 
@@ -38,10 +40,13 @@ class StoredManifest:
 
 
 class ManifestStore:
-    def __init__(self, db: Database, blobs: BlobStore, gc: GcConfig | None = None) -> None:
+    def __init__(
+        self, db: Database, blobs: BlobStore, gc: GcConfig | None = None, policies: Policies | None = None
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.gc = gc or GcConfig()
+        self.policies = policies or Policies()  # immutable tags: checked under the repository's lock, as tags change
 
     async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> tuple[str, ParsedManifest]:
         """Store a manifest (and tag it when ``reference`` is a tag); the digest it is stored under, and its parse."""
@@ -53,6 +58,8 @@ class ManifestStore:
 
         async def store(session: Writer) -> None:  # nothing of a refused manifest stays: the transaction rolls back
             repo_id = await queries.ensure_repository(session, repo)
+            if tag is not None:
+                await immutable.check_tag_write(session, self.policies, repo, repo_id, tag, digest)
             if uses_empty:
                 await queries.add_blob(session, EMPTY_DIGEST, len(EMPTY_JSON))
                 await queries.link_blob(session, repo_id, EMPTY_DIGEST)
@@ -91,6 +98,8 @@ class ManifestStore:
             repo_id = await queries.repository_id(session, repo, lock=True)
             if repo_id is None:
                 return False
+            check = immutable.check_manifest_delete if is_digest else immutable.check_tag_delete
+            await check(session, self.policies, repo, repo_id, target)
             if is_digest:
                 return await self._delete_manifest(session, repo_id, target)
             untagged = await queries.delete_tag(session, repo_id, target)
