@@ -104,7 +104,7 @@ class BlobStore:
                     await asyncio.sleep(TOMBSTONE_POLL)
                     continue
                 log.warning("finishing the deletion of %s left by a collector that stopped", digest)
-                await finish_deletion(self.backend, self.db, str(digest))
+                await finish_deletion(self.backend, self.db, [str(digest)])
 
     def _lease_end(self) -> datetime:
         return utcnow() + timedelta(seconds=self.gc.lease)
@@ -132,11 +132,14 @@ class BlobStore:
         return digest
 
 
-async def finish_deletion(backend: StorageBackend, db: Database, digest: str) -> None:
-    """Delete a collected blob's bytes, then its tombstone (both idempotent: any worker may finish any deletion)."""
-    with contextlib.suppress(PathNotFound):
-        await backend.delete(paths.blob_dir(Digest.parse(digest)))
-    await db.write(lambda s: reviews.end_tombstone(s, digest))
+async def finish_deletion(backend: StorageBackend, db: Database, digests: list[str]) -> None:
+    """Delete collected blobs' bytes, then their tombstones (both idempotent: any worker may finish any deletion).
+    The tombstones' end need not be flushed: a later durable commit flushes it, and one lost is finished again."""
+    for digest in digests:
+        with contextlib.suppress(PathNotFound):
+            await backend.delete(paths.blob_dir(Digest.parse(digest)))
+    if digests:
+        await db.write(lambda s: reviews.end_tombstones(s, digests), durable=False)
 
 
 async def is_stored(backend: StorageBackend, digest: Digest) -> bool:

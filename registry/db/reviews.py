@@ -226,8 +226,9 @@ async def stale_tombstones(session: Reader, started_before: datetime) -> list[st
     return list((await session.scalars(query)).all())
 
 
-async def end_tombstone(session: Writer, digest: str) -> None:
-    await session.execute(delete(gc_blob_deletions).where(gc_blob_deletions.c.digest == digest))
+async def end_tombstones(session: Writer, digests: Sequence[str]) -> None:
+    for chunk in chunked(digests):
+        await session.execute(delete(gc_blob_deletions).where(gc_blob_deletions.c.digest.in_(chunk)))
 
 
 # manifests

@@ -88,26 +88,42 @@ class Collector:
             pass
         return report
 
+    def _per_transaction(self) -> int:
+        """Reviews decided in one transaction: many on SQLite, whose one writer makes a commit (and its flush) the
+        cost; one on PostgreSQL, where holding the locks of several would let a push wait on us in a cycle."""
+        return BATCH if self.db.is_sqlite else 1
+
     async def _manifest_batch(self, report: Report) -> int:
         token, now = str(uuid.uuid4()), utcnow()
         claim = partial(reviews.claim_manifest_reviews, token=token, now=now, until=now + CLAIM, limit=BATCH)
         claimed = await self.db.write(claim, durable=False)
-        for manifest_id in claimed:
+        step = self._per_transaction()
+        for start in range(0, len(claimed), step):
             await self.pause("manifest:claimed")
-            await self.db.write(partial(self._review_manifest, manifest_id=manifest_id, token=token, report=report))
+            ids = claimed[start : start + step]
+            await self.db.write(partial(self._review_manifests, manifest_ids=ids, token=token, report=report))
         return len(claimed)
 
     async def _blob_batch(self, report: Report) -> int:
         token, now = str(uuid.uuid4()), utcnow()
         claim = partial(reviews.claim_blob_reviews, token=token, now=now, until=now + CLAIM, limit=BATCH)
         claimed = await self.db.write(claim, durable=False)
-        for digest in claimed:
+        step = self._per_transaction()
+        for start in range(0, len(claimed), step):
             await self.pause("blob:claimed")
-            deleted = await self.db.write(partial(self._review_blob, digest=digest, token=token, report=report))
+            digests = claimed[start : start + step]
+            deleted = await self.db.write(partial(self._review_blobs, digests=digests, token=token, report=report))
             if deleted:
                 await self.pause("blob:row-deleted")
-                await finish_deletion(self.backend, self.db, digest)
+                await finish_deletion(self.backend, self.db, deleted)
         return len(claimed)
+
+    async def _review_manifests(self, session: Writer, manifest_ids: list[int], token: str, report: Report) -> None:
+        for manifest_id in manifest_ids:
+            await self._review_manifest(session, manifest_id, token, report)
+
+    async def _review_blobs(self, session: Writer, digests: list[str], token: str, report: Report) -> list[str]:
+        return [d for d in digests if await self._review_blob(session, d, token, report)]
 
     async def _review_manifest(self, session: Writer, manifest_id: int, token: str, report: Report) -> None:
         verdict = await reviews.review_manifest(
@@ -154,8 +170,7 @@ class Collector:
         """Bytes a collector that stopped left behind: their rows are gone, their tombstones old."""
         async with self.db.read() as session:
             stale = await reviews.stale_tombstones(session, utcnow() - TOMBSTONE_STALE)
-        for digest in stale:
-            await finish_deletion(self.backend, self.db, digest)
+        await finish_deletion(self.backend, self.db, stale)
 
     async def queue_everything(self, *, now: datetime | None = None) -> None:
         """A full scan: queue every blob no manifest names and every manifest no tag or index holds, so that blobs

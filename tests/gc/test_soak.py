@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select, update
 
-from registry.db.models import blobs, manifest_blobs
+from registry.db.models import blobs, gc_blob_reviews, gc_manifest_reviews, manifest_blobs, utcnow
 from registry.gc.collector import Report
 from tests.api_helpers import OCI_MANIFEST, client_on, digest_of, image_manifest, put_manifest
 from tests.conftest import make_config
@@ -121,9 +121,11 @@ async def test_pushers_sharing_layers_beside_a_collector_lose_nothing_and_leave_
             for tag, digest in pusher.tags.items():
                 await verify_pull(client, pusher.repo, tag, digest)
 
-        # quiescence: leases run out (as if their time passed), everything unreferenced is reviewed once more
+        # quiescence, as if the lease's time passed: leases out, postponed reviews due, everything reviewed again
         db = services(client).db
         await db.write(lambda s: s.execute(update(blobs).values(protected_until=None)))
+        for queue in (gc_blob_reviews, gc_manifest_reviews):
+            await db.write(lambda s, q=queue: s.execute(update(q).values(review_after=utcnow(), claimed_by=None)))
         await collector(client).queue_everything()
         await collector(client).run_once()
         async with db.read() as session:
