@@ -26,6 +26,7 @@ from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_
 from registry.forwarded import ForwardedHeaders
 from registry.gc.collector import Collector, collect_until
 from registry.gc.policies import Policies
+from registry.gc.retention import retention_until
 from registry.handlers.base import Services
 from registry.routes import api_routes
 from storage_backends import StorageBackend, StorageError, create_backend
@@ -100,6 +101,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         writable = not config.storage.read_only
         tasks = [purge_until(stop, uploads, purging)] if purging.get("enabled") and writable else []
         tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
+        tasks += [retention_until(stop, db, policies)] if policies.deletes_tags and writable else []
         running = [asyncio.create_task(task) for task in tasks]
         try:
             yield

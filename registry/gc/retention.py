@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from registry.content.purge import stopped_within
 from registry.db import queries, retention_queries, reviews
 from registry.db.engine import Database
 from registry.db.models import utcnow
@@ -132,24 +133,16 @@ def _deleter(repo: str, rows: Sequence[TagRow]) -> Callable[[Writer], Coroutine[
     return delete
 
 
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
 async def retention_until(stop: asyncio.Event, db: Database, policies: Policies, interval: float | None = None) -> None:
     """Apply the policies every ``interval`` (default ``retention.interval``) until ``stop`` is set, the first time
     after a random part of it (replicas spread out). Stopped, never cancelled: a batch in progress finishes."""
     every = policies.interval if interval is None else interval
-    if await _stopped_within(stop, random.uniform(0, every)):
+    if await stopped_within(stop, random.uniform(0, every)):
         return
     while True:
         try:
             await apply_retention(db, policies, dry_run=policies.dry_run)
         except Exception:
             log.exception("retention failed; trying again at the next interval")
-        if await _stopped_within(stop, every):
+        if await stopped_within(stop, every):
             return

@@ -216,3 +216,39 @@ async def test_scheduled_retention_runs_then_stops(
         stop.set()
         await asyncio.wait_for(task, 5)
         assert await surviving(c, "app", ["old", "new"]) == ["new"]
+
+
+async def test_the_server_applies_the_policies_every_interval(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention.random, "uniform", lambda low, high: 0.0)
+    env = {"REGISTRY_DATABASE_URL": database_url, "REGISTRY_RETENTION_INTERVAL": "50ms"}
+    env["REGISTRY_RETENTION_POLICIES"] = json.dumps([{"repositories": ["app"], "delete": {"olderthan": "1h"}}])
+    async with started_client(make_config(tmp_path, "inmemory", **env)) as client:
+        await push_tags(client, "app", ["old", "new"])
+        await set_pushed(app_of(client).state.services.db, "app", {"old": 2})
+        for _ in range(200):
+            if await manifest_status(client, "app", "old") == 404:
+                break
+            await asyncio.sleep(0.02)
+        assert await surviving(client, "app", ["old", "new"]) == ["new"]
+
+
+async def test_a_read_only_server_applies_no_policy(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Policies] = []
+
+    async def record(stop: asyncio.Event, db: Database, policies: Policies, interval: float | None = None) -> None:
+        started.append(policies)
+
+    monkeypatch.setattr("registry.app.retention_until", record)
+    policies = json.dumps([{"repositories": ["app"], "delete": {"olderthan": "1h"}}])
+    env = {"REGISTRY_DATABASE_URL": database_url, "REGISTRY_RETENTION_POLICIES": policies}
+    async with started_client(make_config(tmp_path, "inmemory", **env)):
+        pass
+    assert len(started) == 1
+    env["REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED"] = "true"
+    async with started_client(make_config(tmp_path, "inmemory", **env)):
+        pass
+    assert len(started) == 1
