@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from registry.config import Config
 from registry.content import paths, purge
 from registry.content.purge import purge_once
+from registry.db import queries
 from registry.handlers.base import Services
 from storage_backends import PathNotFound
 from tests.conftest import BASE_URL, make_config, started_client
@@ -95,3 +97,17 @@ async def test_scheduled_purge_runs_then_stops_when_the_app_shuts_down(
         assert (await client.get("/v2/")).status_code == 200
     # leaving the loop shut the app down: the purger was stopped and awaited, so nothing is left running
     assert [t for t in asyncio.all_tasks() if "purge_until" in repr(t.get_coro())] == []
+
+
+async def test_concurrent_purges_take_each_stale_session_once(tmp_path: Path, database_url: str) -> None:
+    """Workers and replicas all purge: each stale session is deleted (its data too) by exactly one of them."""
+    config = make_config(tmp_path, "filesystem", REGISTRY_DATABASE_URL=database_url)
+    async with started_client(config) as client:
+        sessions = {(await _open_session(client)).rsplit("/", 1)[-1] for _ in range(30)}
+        db = (await _services(client)).db
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        first, second = await asyncio.gather(
+            *(db.write(lambda s: queries.delete_stale_uploads(s, later)) for _ in range(2))
+        )
+    assert set(first) | set(second) == sessions
+    assert not set(first) & set(second)

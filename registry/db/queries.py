@@ -365,11 +365,11 @@ async def stale_uploads(session: Reader, updated_before: datetime) -> list[str]:
 
 
 async def delete_stale_uploads(session: Writer, updated_before: datetime) -> list[str]:
-    """Forget the sessions untouched since ``updated_before``; their ids."""
-    stale = await stale_uploads(session, updated_before)
-    for upload_id in stale:
-        await delete_upload(session, upload_id)
-    return stale
+    """Forget the sessions untouched since ``updated_before``; the ids this transaction deleted. Rows another
+    worker or replica is deleting are skipped, so each stale session is purged (its data included) exactly once."""
+    stale = select(uploads.c.id).where(uploads.c.updated_at < updated_before).with_for_update(skip_locked=True)
+    deleted = delete(uploads).where(uploads.c.id.in_(stale.scalar_subquery())).returning(uploads.c.id)
+    return sorted((await session.execute(deleted)).scalars().all())
 
 
 async def publish_upload(
