@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection
@@ -18,14 +17,11 @@ from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.digests import Digest
 from registry.errors import ErrorCode
+from registry.gc.deletion import TOMBSTONE_POLL, TOMBSTONE_STALE, finish_deletion
 from storage_backends import PathNotFound, StorageBackend
 
 SMALL_CACHE_BYTES = 32 * 1024 * 1024
 SMALL_CACHE_ITEM = 64 * 1024
-# a tombstone older than this belongs to a collector that died between deleting a blob's row and its bytes:
-# whoever meets it finishes the deletion; a younger one is waited for
-TOMBSTONE_STALE = timedelta(seconds=60)
-TOMBSTONE_POLL = 0.05
 log = logging.getLogger("registry.gc")
 
 
@@ -130,16 +126,6 @@ class BlobStore:
         if not await is_stored(self.backend, digest):
             await self.backend.put_content(paths.blob_path(digest), data)
         return digest
-
-
-async def finish_deletion(backend: StorageBackend, db: Database, digests: list[str]) -> None:
-    """Delete collected blobs' bytes, then their tombstones (both idempotent: any worker may finish any deletion).
-    The tombstones' end need not be flushed: a later durable commit flushes it, and one lost is finished again."""
-    for digest in digests:
-        with contextlib.suppress(PathNotFound):
-            await backend.delete(paths.blob_dir(Digest.parse(digest)))
-    if digests:
-        await db.write(lambda s: reviews.end_tombstones(s, digests), durable=False)
 
 
 async def is_stored(backend: StorageBackend, digest: Digest) -> bool:

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from registry.config import GcConfig
-from registry.content.blobs import TOMBSTONE_STALE, finish_deletion
 from registry.content.purge import stopped_within
 from registry.db import reviews
 from registry.db.engine import Database
 from registry.db.models import utcnow
 from registry.db.sessions import Writer
+from registry.gc.deletion import TOMBSTONE_STALE, finish_deletion
 from registry.gc.policies import Policies
 from storage_backends import StorageBackend
 
