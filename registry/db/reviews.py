@@ -345,6 +345,14 @@ async def queue_unreferenced(session: Writer, now: datetime, *, due_now: bool = 
             await session.execute(statement.on_conflict_do_nothing(index_elements=[key]))
 
 
+async def bring_forward(session: Writer, now: datetime, queued_before: datetime) -> None:
+    """Make due now every review queued before ``queued_before``: a collection with a shorter delay than the one
+    that queued them (``registry gc``). Safe at any time: a review re-checks everything and postpones itself."""
+    for table in (gc_blob_reviews, gc_manifest_reviews):
+        waiting = and_(table.c.queued_at <= queued_before, table.c.review_after > now, table.c.claimed_by.is_(None))
+        await session.execute(update(table).where(waiting).values(review_after=now))
+
+
 async def queue_counts(session: Reader) -> dict[str, int]:
     counts = {}
     for name, table in (("blob_reviews", gc_blob_reviews), ("manifest_reviews", gc_manifest_reviews)):

@@ -150,7 +150,7 @@ class Collector:
         async def decide(session: Writer) -> None:
             token = str(uuid.uuid4())
             if queue_everything:
-                await reviews.queue_unreferenced(session, utcnow(), due_now=self.offline)
+                await self._queue_everything(session, utcnow())
             while True:
                 now = utcnow()
                 manifests = await reviews.claim_manifest_reviews(session, token, now, now + CLAIM, BATCH)
@@ -174,9 +174,14 @@ class Collector:
 
     async def queue_everything(self, *, now: datetime | None = None) -> None:
         """A full scan: queue every blob no manifest names and every manifest no tag or index holds, so that blobs
-        and manifests from before the queues (or lost from them) are reviewed too."""
+        and manifests from before the queues (or lost from them) are reviewed too; and bring forward what was
+        queued longer than this collector's delay ago (a server with a longer delay queued it)."""
         when = now or utcnow()
-        await self.db.write(lambda s: reviews.queue_unreferenced(s, when, due_now=self.offline))
+        await self.db.write(partial(self._queue_everything, now=when))
+
+    async def _queue_everything(self, session: Writer, now: datetime) -> None:
+        await reviews.queue_unreferenced(session, now, due_now=self.offline)
+        await reviews.bring_forward(session, now, now - timedelta(seconds=self.gc.delay))
 
 
 async def collect_until(stop: asyncio.Event, collector: Collector) -> None:

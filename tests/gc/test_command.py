@@ -90,3 +90,16 @@ async def test_registry_gc_with_a_zero_delay(tmp_path: Path, capsys: pytest.Capt
     assert f"would delete manifest team/app@{untagged}" in out and len(blob_files(tmp_path)) == 4
     await run(capsys, "gc", str(config))
     assert blob_files(tmp_path) == set()
+
+
+async def test_registry_gc_with_a_shorter_delay_than_the_server_that_queued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server (delay 24h) queued the deleted image's blobs for tomorrow; `registry gc` run with a delay of 0s takes
+    them now (leases still hold: the server's are 0s here)."""
+    config = write_config(tmp_path, lease="0s")
+    await server_wrote(tmp_path, config)
+    before = blob_files(tmp_path)
+    monkeypatch.setenv("REGISTRY_STORAGE_GC_DELAY", "0s")
+    await run(capsys, "gc", str(config))
+    assert blob_files(tmp_path) == before - {digest_of(b"deleted layer"), digest_of(b'{"for": "deleted layer"}')}
