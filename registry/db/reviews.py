@@ -13,7 +13,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    BindParameter,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from registry.db.dialect import dialect_insert, for_dialect
 from registry.db.models import (
@@ -28,7 +41,7 @@ from registry.db.models import (
     repository_blobs,
     tags,
 )
-from registry.db.sessions import Reader, Writer, chunked
+from registry.db.sessions import Reader, Writer, chunked, plain
 
 # queueing
 
@@ -123,13 +136,34 @@ class BlobVerdict:
     links_removed: int = 0
 
 
-def _referenced_in_own_repository(digest: str) -> Any:
-    """A manifest of the link's repository names the blob (correlated with ``repository_blobs``)."""
-    return exists().where(
-        manifest_blobs.c.blob_digest == digest,
+# The statements every blob review runs, built once: on SQLite (``plain``) they run as their SQL on the driver,
+# and a review costs the database's work, not SQLAlchemy's (timestamps then come back as text: ``_aware`` reads both).
+_DIGEST: BindParameter[str] = bindparam("blob")
+_UNREFERENCED = and_(
+    repository_blobs.c.blob_digest == _DIGEST,
+    ~exists().where(
+        manifest_blobs.c.blob_digest == _DIGEST,
         manifests.c.id == manifest_blobs.c.manifest_id,
         manifests.c.repository_id == repository_blobs.c.repository_id,
+    ),
+)
+_LINKING = plain(select(repository_blobs.c.repository_id).where(repository_blobs.c.blob_digest == _DIGEST))
+_BLOB_ROW = plain(select(blobs.c.size, blobs.c.protected_until).where(blobs.c.digest == _DIGEST).with_for_update())
+_DROP_LINKS = plain(delete(repository_blobs).where(_UNREFERENCED, repository_blobs.c.created_at <= bindparam("cutoff")))
+_YOUNGEST_LOOSE_LINK = plain(select(func.min(repository_blobs.c.created_at)).where(_UNREFERENCED))
+_STILL_REFERENCED = plain(
+    select(
+        exists().where(repository_blobs.c.blob_digest == _DIGEST)
+        | exists().where(manifest_blobs.c.blob_digest == _DIGEST)
     )
+)
+_DELETE_BLOB = plain(delete(blobs).where(blobs.c.digest == _DIGEST))
+_TOMBSTONE = plain(insert(gc_blob_deletions).values(digest=_DIGEST, started_at=bindparam("started")))
+_OUR_BLOB_REVIEW = and_(gc_blob_reviews.c.digest == _DIGEST, gc_blob_reviews.c.claimed_by == bindparam("token"))
+_END_BLOB_REVIEW = plain(delete(gc_blob_reviews).where(_OUR_BLOB_REVIEW))
+_POSTPONE_BLOB_REVIEW = plain(
+    update(gc_blob_reviews).where(_OUR_BLOB_REVIEW).values(review_after=bindparam("postpone_to"), claimed_by=None)
+)
 
 
 async def review_blob(
@@ -137,47 +171,46 @@ async def review_blob(
 ) -> BlobVerdict:
     """Inside one write transaction: drop the blob's links that no manifest of their repository names and that are
     older than ``link_cutoff``, then delete the blob's row (leaving a tombstone) when nothing references it and no
-    lease protects it. The caller deletes the bytes after the commit, then the tombstone."""
-    linking = select(repository_blobs.c.repository_id).where(repository_blobs.c.blob_digest == digest)
-    repo_ids = list((await session.scalars(linking)).all())
-    if repo_ids:
+    lease (``leases=False``: an offline collection, with no server to hold one) protects it. The caller deletes the
+    bytes after the commit, then the tombstone."""
+    key = {"blob": digest}
+    repo_ids = list((await session.scalars(_LINKING, key)).all())
+    if repo_ids and session.get_bind().dialect.name == "postgresql":  # SQLite's one writer needs no row locks
         lock = select(repositories.c.id).where(repositories.c.id.in_(repo_ids)).order_by(repositories.c.id)
         await session.execute(lock.with_for_update())
-    row = (
-        await session.execute(
-            select(blobs.c.size, blobs.c.protected_until).where(blobs.c.digest == digest).with_for_update()
-        )
-    ).first()
-    review = gc_blob_reviews.c.digest == digest
+    row = (await session.execute(_BLOB_ROW, key)).first()
     if row is None:
-        await _end_review(session, gc_blob_reviews, review, token, None)
+        await _end_blob_review(session, digest, token, None)
         return BlobVerdict()
-    if leases and row.protected_until is not None and _aware(row.protected_until) > now:
-        await _end_review(session, gc_blob_reviews, review, token, _aware(row.protected_until))
+    protected_until = None if row[1] is None else _aware(row[1])
+    if leases and protected_until is not None and protected_until > now:
+        await _end_blob_review(session, digest, token, protected_until)
         return BlobVerdict()
-    unreferenced = and_(repository_blobs.c.blob_digest == digest, ~_referenced_in_own_repository(digest))
-    removed = await session.execute(
-        delete(repository_blobs).where(unreferenced, repository_blobs.c.created_at <= link_cutoff)
-    )
-    young = await session.scalar(select(func.min(repository_blobs.c.created_at)).where(unreferenced))
-    if await _still_referenced(session, digest):
+    removed = (await session.execute(_DROP_LINKS, {**key, "cutoff": link_cutoff})).rowcount
+    young = await session.scalar(_YOUNGEST_LOOSE_LINK, key)
+    if await session.scalar(_STILL_REFERENCED, key):
         postpone = None if young is None else _aware(young) + (now - link_cutoff)
-        await _end_review(session, gc_blob_reviews, review, token, postpone)
-        return BlobVerdict(links_removed=removed.rowcount)
-    await session.execute(delete(blobs).where(blobs.c.digest == digest))
-    await session.execute(insert(gc_blob_deletions).values(digest=digest, started_at=now))
-    await _end_review(session, gc_blob_reviews, review, token, None)
-    return BlobVerdict(True, int(row.size), removed.rowcount)
+        await _end_blob_review(session, digest, token, postpone)
+        return BlobVerdict(links_removed=removed)
+    await session.execute(_DELETE_BLOB, key)
+    await session.execute(_TOMBSTONE, {**key, "started": now})
+    await _end_blob_review(session, digest, token, None)
+    return BlobVerdict(True, int(row[0]), removed)
 
 
-async def _still_referenced(session: Writer, digest: str) -> bool:
-    linked = exists().where(repository_blobs.c.blob_digest == digest)
-    named = exists().where(manifest_blobs.c.blob_digest == digest)
-    return bool(await session.scalar(select(linked | named)))
+async def _end_blob_review(session: Writer, digest: str, token: str, postpone_to: datetime | None) -> None:
+    """Delete the claimed review, or hand it back due at ``postpone_to`` (one queued again meanwhile is left)."""
+    params = {"blob": digest, "token": token}
+    if postpone_to is None:
+        await session.execute(_END_BLOB_REVIEW, params)
+    else:
+        await session.execute(_POSTPONE_BLOB_REVIEW, {**params, "postpone_to": postpone_to})
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite gives timestamps back without their zone; every one we write is UTC."""
+def _aware(value: datetime | str) -> datetime:
+    """A timestamp as SQLite gives it back (text, or a datetime without its zone) or PostgreSQL does; all are UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
