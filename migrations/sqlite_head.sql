@@ -1,4 +1,4 @@
--- written by `python -m registry.db.migrate` from the migrations up to 0003: do not edit
+-- written by `python -m registry.db.migrate` from the migrations up to 0004: do not edit
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -107,4 +107,5 @@ CREATE TABLE gc_blob_deletions (
 	started_at DATETIME NOT NULL, 
 	CONSTRAINT pk_gc_blob_deletions PRIMARY KEY (digest)
 );
-INSERT INTO alembic_version (version_num) VALUES ('0003');
+CREATE INDEX ix_tags_repository_id_updated_at ON tags (repository_id, updated_at);
+INSERT INTO alembic_version (version_num) VALUES ('0004');

@@ -121,6 +121,7 @@ tags = Table(
     Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False, index=True),
     _timestamp("updated_at"),
     Index("uq_tags_repository_id_name", "repository_id", "name", unique=True),
+    Index("ix_tags_repository_id_updated_at", "repository_id", "updated_at"),  # retention: newest first
 )
 
 uploads = Table(
