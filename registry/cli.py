@@ -30,6 +30,7 @@ from registry.config import Config, ConfigError, listen_host_port, load_config
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
 from registry.gc import command as gc_command
+from registry.gc.policies import Policies
 from registry.protocol import RegistryHttpProtocol
 from storage_backends import create_backend
 
@@ -195,6 +196,7 @@ def _check_storage(config: Config) -> None:
 def serve(config_path: str | None, workers: int | None) -> None:
     config = _load(config_path)
     build_auth(config)  # every auth file is read (and the token key made) once, before any worker starts
+    Policies.from_config(config)  # a retention or immutable rule in error stops here, not in each worker
     _check_storage(config)
     _setup_logging(config)
     for section in config.ignored_sections:

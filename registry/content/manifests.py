@@ -66,7 +66,7 @@ class ManifestStore:
             blob_digests = await _check_blobs(session, repo_id, parsed)
             child_ids = await _check_children(session, repo_id, parsed)
             manifest_id = await queries.insert_manifest(
-                session, _row(repo_id, digest, body, parsed), blob_digests, child_ids
+                session, manifest_row(repo_id, digest, body, parsed), blob_digests, child_ids
             )
             if tag is None:  # pushed untagged: the collector looks at it when the repository's policy says
                 await _queue_manifests(session, [manifest_id], "pushed_untagged")
@@ -102,10 +102,7 @@ class ManifestStore:
             await check(session, self.policies, repo, repo_id, target)
             if is_digest:
                 return await self._delete_manifest(session, repo_id, target)
-            untagged = await queries.delete_tag(session, repo_id, target)
-            if untagged is not None:
-                await _queue_manifests(session, [untagged], "tag_deleted")
-            return untagged is not None
+            return await queries.untag(session, repo_id, target, "tag_deleted")
 
         if not await self.db.write(delete):
             raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
@@ -144,12 +141,13 @@ def _resolve_reference(reference: str, body: bytes, parsed: ParsedManifest) -> t
     return actual, None
 
 
-def _required(descriptor: Descriptor) -> bool:
+def required(descriptor: Descriptor) -> bool:
+    """Whether the registry must hold the blob (a non-distributable layer is fetched from its ``urls``)."""
     return not descriptor.media_type.startswith(NON_DISTRIBUTABLE_PREFIXES)
 
 
 async def _check_blobs(session: Any, repo_id: int, parsed: ParsedManifest) -> set[str]:
-    wanted = {d.digest for d in parsed.blob_references if _required(d)}
+    wanted = {d.digest for d in parsed.blob_references if required(d)}
     missing = wanted - await queries.linked_blobs(session, repo_id, wanted)
     if missing:
         raise ErrorCode.MANIFEST_BLOB_UNKNOWN.error({"digest": sorted(missing)[0]})
@@ -165,7 +163,8 @@ async def _check_children(session: Any, repo_id: int, parsed: ParsedManifest) ->
     return list(found.values())
 
 
-def _row(repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> dict[str, Any]:
+def manifest_row(repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> dict[str, Any]:
+    """The ``manifests`` row of a manifest, as a push and an import store it."""
     return {
         "repository_id": repo_id,
         "digest": digest,

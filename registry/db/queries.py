@@ -269,6 +269,16 @@ async def delete_tag(session: Writer, repo_id: int, tag: str) -> int | None:
     return found
 
 
+async def untag(session: Writer, repo_id: int, tag: str, event: str) -> bool:
+    """Delete the tag and queue the manifest it named for review (the collector decides whether it goes, by the
+    repository's policy): what ``DELETE /v2/<name>/manifests/<tag>`` and retention both do."""
+    untagged = await delete_tag(session, repo_id, tag)
+    if untagged is not None:
+        now = utcnow()
+        await reviews.queue_manifests(session, [untagged], event, now, now)
+    return untagged is not None
+
+
 _TAGS_VERSION = inline(
     select(repositories.c.id, repositories.c.tags_version).where(repositories.c.name == bindparam("name"))
 )

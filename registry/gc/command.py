@@ -1,10 +1,11 @@
 """``registry gc [CONFIG] [--dry-run]``, safe beside a running server, and distribution's offline
 ``registry garbage-collect [--dry-run] [--delete-untagged] CONFIG`` for scripts written for it.
 
-Both queue everything nothing references (so that what predates the review queues is found too), then run the
-collector until no review is due: the configured delay and leases hold for ``gc``; ``garbage-collect``, meant for a
-stopped registry as distribution's is, reviews everything at once (delay 0, no leases) and with
-``--delete-untagged`` deletes every untagged manifest no index holds.
+``gc`` first applies the retention policies (a dry run lists the tags they would delete; the manifests those would
+leave untagged show in a real run only). Both queue everything nothing references (so that what predates the review
+queues is found too), then run the collector until no review is due: the configured delay and leases hold for
+``gc``; ``garbage-collect``, meant for a stopped registry as distribution's is, reviews everything at once (delay 0,
+no leases) and with ``--delete-untagged`` deletes every untagged manifest no index holds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from registry.db import migrate
 from registry.db.engine import Database
 from registry.gc.collector import Collector, Report
 from registry.gc.policies import Policies
+from registry.gc.retention import apply_retention
 from storage_backends import create_backend
 
 
@@ -43,6 +45,7 @@ async def run(args: argparse.Namespace, config: Config) -> Report:
         offline = args.command == "garbage-collect"
         policies = Policies.from_config(config)
         collector = Collector(database, backend, gc, policies, untagged_after=untagged, offline=offline)
+        tags = [] if offline else await apply_retention(database, policies, dry_run=args.dry_run)
         if args.dry_run:
             report = await collector.run_once(dry_run=True, queue_everything=True)
         else:
@@ -51,15 +54,18 @@ async def run(args: argparse.Namespace, config: Config) -> Report:
     finally:
         await database.dispose()
         await backend.close()
-    _print(report, args.dry_run)
+    _print(tags, report, args.dry_run)
     return report
 
 
-def _print(report: Report, dry_run: bool) -> None:
+def _print(tags: list[tuple[str, str]], report: Report, dry_run: bool) -> None:
     verb = "would delete" if dry_run else "deleted"
+    for repository, tag in tags:
+        print(f"{verb} tag {repository}:{tag} (retention)")
     for repository, digest in report.manifests:
         print(f"{verb} manifest {repository}@{digest}")
     for digest, size in report.blobs:
         print(f"{verb} blob {digest} ({size} bytes)")
     ending = " (dry run: nothing was deleted)" if dry_run else ""
-    print(f"{'would free' if dry_run else 'freed'}: {report.summary()}{ending}")
+    retained = f"{len(tags)} tag(s) by retention, " if tags else ""
+    print(f"{'would free' if dry_run else 'freed'}: {retained}{report.summary()}{ending}")

@@ -20,9 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from registry.content.purge import stopped_within
-from registry.db import queries, retention_queries, reviews
+from registry.db import queries, retention_queries
 from registry.db.engine import Database
-from registry.db.models import utcnow
 from registry.db.retention_queries import TagKey, TagRow
 from registry.db.sessions import Writer
 from registry.gc.policies import Policies, RetentionPolicy
@@ -123,10 +122,7 @@ def _deleter(repo: str, rows: Sequence[TagRow]) -> Callable[[Writer], Coroutine[
         for row in rows:
             if row.id not in unchanged:
                 continue
-            untagged = await queries.delete_tag(session, repo_id, row.name)
-            if untagged is not None:
-                now = utcnow()
-                await reviews.queue_manifests(session, [untagged], "retention", now, now)
+            if await queries.untag(session, repo_id, row.name, "retention"):
                 deleted.append(row.name)
         return deleted
 

@@ -103,3 +103,18 @@ async def test_registry_gc_with_a_shorter_delay_than_the_server_that_queued(
     monkeypatch.setenv("REGISTRY_STORAGE_GC_DELAY", "0s")
     await run(capsys, "gc", str(config))
     assert blob_files(tmp_path) == before - {digest_of(b"deleted layer"), digest_of(b'{"for": "deleted layer"}')}
+
+
+async def test_registry_gc_applies_retention_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, delay="0s", lease="0s", untagged="0s")
+    doc = yaml.safe_load(config.read_text())
+    doc["retention"] = {"policies": [{"repositories": ["team/*"], "keep": {"last": 1}}]}
+    config.write_text(yaml.safe_dump(doc))
+    async with client_on(load_config(str(config))) as client:
+        await push(client, "old", b"old layer")
+        await push(client, "new", b"new layer")
+    out = await run(capsys, "gc", "--dry-run", str(config))
+    assert "would delete tag team/app:old (retention)" in out and len(blob_files(tmp_path)) == 4
+    out = await run(capsys, "gc", str(config))
+    assert "deleted tag team/app:old (retention)" in out
+    assert blob_files(tmp_path) == {digest_of(b"new layer"), digest_of(b'{"for": "new layer"}')}
