@@ -11,6 +11,8 @@
 #   E2E_SERVER=distribution scripts/test.sh tests/e2e   the e2e tier against CNCF distribution
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
 
 # Debian package -> commands that prove it is installed.
 PACKAGES=(
@@ -46,7 +48,7 @@ missing_packages() {
     # shellcheck disable=SC2086 # word splitting of the command list is intended
     package_installed "$package" $commands || echo "$package"
   done
-  if [[ ! -x .venv/bin/python ]] && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  if ! venv_ok && ! "$PYTHON3" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     echo python3-venv
   fi
 }
@@ -67,10 +69,7 @@ install_system_packages() {
 
 install_python_packages() {
   local stamp=.venv/.test-install.sha256 want
-  if [[ ! -x .venv/bin/python ]]; then
-    echo "==> python3 -m venv .venv"
-    python3 -m venv .venv
-  fi
+  ensure_venv
   want=$(sha256sum pyproject.toml)
   if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
     echo "==> pip install -e '.[test]'"
