@@ -1,5 +1,5 @@
-"""``registry serve [CONFIG]``, ``registry migrate [CONFIG]``, ``registry user add|remove|list``, ``registry gc`` and
-``registry garbage-collect``: distribution's command line, our server."""
+"""``registry serve [CONFIG]``, ``registry migrate [CONFIG]``, ``registry user add|remove|list``, ``registry gc``,
+``registry garbage-collect`` and ``registry import``: distribution's command line, our server."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
+from registry.content import import_command
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
 from registry.gc import command as gc_command
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd.add_argument("config", nargs="?")
     users.add_parser(commands)
     gc_command.add_parsers(commands)
+    import_command.add_parsers(commands)
     return parser
 
 
@@ -245,6 +247,10 @@ def main(argv: list[str] | None = None) -> None:
             config = _load(args.config)
             _setup_logging(config)
             asyncio.run(gc_command.run(args, config))
+        elif args.command == "import":
+            config = _load(args.config)
+            _setup_logging(config)
+            asyncio.run(import_command.run(args, config))
     except ConfigError as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -25,7 +25,15 @@ DATABASES = ["sqlite"] + (["postgres"] if POSTGRES_ADMIN_URL else [])
 # The API modules that exercise storage also run on S3; the others (names, manifests, listing, hostile input) touch
 # only metadata, and on S3 would add minutes of moto round trips and prove nothing more.
 S3_API_MODULES = frozenset(
-    {"test_conformance", "test_uploads", "test_blobs", "test_purge", "test_durability", "test_collector"}
+    {
+        "test_conformance",
+        "test_uploads",
+        "test_blobs",
+        "test_purge",
+        "test_durability",
+        "test_collector",
+        "test_importing",
+    }
 )
 
 
