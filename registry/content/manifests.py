@@ -4,6 +4,7 @@ and it is stored under the digest of the exact bytes received."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,9 @@ from registry.names import check_tag, is_valid_tag
 
 EMPTY_JSON = b"{}"
 EMPTY_DIGEST = str(Digest.of(EMPTY_JSON))
+# spec.md "Pushing Manifests": a registry taking ``?tag=`` parameters SHOULD take at least 10, MAY answer 414 past
+# its limit
+MAX_TAG_PARAMS = 100
 # layers a registry is not required to hold (they carry ``urls`` to fetch them from elsewhere)
 NON_DISTRIBUTABLE_PREFIXES = (
     "application/vnd.oci.image.layer.nondistributable.",
@@ -48,18 +52,22 @@ class ManifestStore:
         self.gc = gc or GcConfig()
         self.policies = policies or Policies()  # immutable tags: checked under the repository's lock, as tags change
 
-    async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> tuple[str, ParsedManifest]:
-        """Store a manifest (and tag it when ``reference`` is a tag); the digest it is stored under, and its parse."""
+    async def put(
+        self, repo: str, reference: str, body: bytes, content_type: str | None, tags: Sequence[str] = ()
+    ) -> tuple[str, ParsedManifest]:
+        """Store a manifest and point ``tags`` at it (with ``reference`` when that is a tag), all in one transaction;
+        the digest it is stored under, and its parse. ``tags`` come checked from ``tag_params``."""
         parsed = parse_manifest(body, content_type)
         digest, tag = _resolve_reference(reference, body, parsed)
+        names = list(dict.fromkeys([tag, *tags] if tag is not None else tags))
         uses_empty = any(d.digest == EMPTY_DIGEST and d.size == len(EMPTY_JSON) for d in parsed.blob_references)
         if uses_empty:  # clients may name the empty JSON without uploading it: its bytes are known
             await self.blobs.put_small(EMPTY_JSON)
 
         async def store(session: Writer) -> None:  # nothing of a refused manifest stays: the transaction rolls back
             repo_id = await queries.ensure_repository(session, repo)
-            if tag is not None:
-                await immutable.check_tag_write(session, self.policies, repo, repo_id, tag, digest)
+            for name in names:
+                await immutable.check_tag_write(session, self.policies, repo, repo_id, name, digest)
             if uses_empty:
                 await queries.add_blob(session, EMPTY_DIGEST, len(EMPTY_JSON))
                 await queries.link_blob(session, repo_id, EMPTY_DIGEST)
@@ -68,12 +76,13 @@ class ManifestStore:
             manifest_id = await queries.insert_manifest(
                 session, manifest_row(repo_id, digest, body, parsed), blob_digests, child_ids
             )
-            if tag is None:  # pushed untagged: the collector looks at it when the repository's policy says
+            if not names:  # pushed untagged: the collector looks at it when the repository's policy says
                 await _queue_manifests(session, [manifest_id], "pushed_untagged")
-                return
-            moved_from = await queries.upsert_tag(session, repo_id, tag, manifest_id)
-            if moved_from is not None:
-                await _queue_manifests(session, [moved_from], "tag_moved")
+            moved = [
+                m for name in names if (m := await queries.upsert_tag(session, repo_id, name, manifest_id)) is not None
+            ]
+            if moved:  # what the tags pointed at before: the collector reviews it
+                await _queue_manifests(session, sorted(set(moved)), "tag_moved")
 
         await self.db.write(store)
         return digest, parsed
@@ -129,6 +138,21 @@ class ManifestStore:
 async def _queue_manifests(session: Writer, manifest_ids: list[int], event: str) -> None:
     now = utcnow()
     await reviews.queue_manifests(session, manifest_ids, event, now, now)
+
+
+def tag_params(reference: str, values: Sequence[str]) -> list[str]:
+    """The ``?tag=`` parameters of a manifest push (spec.md "Pushing Manifests", end-7b), each checked as a tag and
+    without repeats: only with a push by digest, and at most MAX_TAG_PARAMS (else 414)."""
+    if not values:
+        return []
+    if not looks_like_digest(reference):
+        raise ErrorCode.TAG_INVALID.error({"reason": "tag parameters need a push by digest", "reference": reference})
+    tags = list(dict.fromkeys(values))
+    if len(tags) > MAX_TAG_PARAMS:
+        raise ErrorCode.TAG_INVALID.error(
+            {"limit": MAX_TAG_PARAMS, "tags": len(tags)}, status=414, message="too many tag parameters"
+        )
+    return [check_tag(tag) for tag in tags]
 
 
 def _resolve_reference(reference: str, body: bytes, parsed: ParsedManifest) -> tuple[str, str | None]:

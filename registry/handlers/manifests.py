@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.content.manifests import StoredManifest
+from registry.content.manifests import StoredManifest, tag_params
 from registry.digests import looks_like_digest
 from registry.errors import ErrorCode
 from registry.handlers.base import empty, is_count, repo_name, require_delete_enabled, services, url_for
@@ -44,12 +44,17 @@ async def read_manifest_body(request: Request) -> bytes:
 
 async def put_manifest(request: Request) -> Response:
     name, reference = repo_name(request), request.path_params["reference"]
+    tags = tag_params(reference, request.query_params.getlist("tag"))  # before the body: a 414 reads nothing
     body = await read_manifest_body(request)
-    digest, parsed = await services(request).manifests.put(name, reference, body, request.headers.get("content-type"))
+    content_type = request.headers.get("content-type")
+    digest, parsed = await services(request).manifests.put(name, reference, body, content_type, tags)
     headers = {"Location": url_for(request, "manifest", name=name, reference=digest), "Docker-Content-Digest": digest}
     if parsed.subject is not None:
         headers["OCI-Subject"] = parsed.subject.digest
-    return empty(201, headers)
+    response = empty(201, headers)
+    for tag in tags:  # one OCI-Tag line per tag applied (RFC 9110 section 5: the same as one comma-separated line)
+        response.headers.append("OCI-Tag", tag)
+    return response
 
 
 async def _negotiate(request: Request, name: str, manifest: StoredManifest) -> StoredManifest:
