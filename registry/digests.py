@@ -45,5 +45,12 @@ class Digest:
         return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
+def check_algorithm(algorithm: str) -> str:
+    """A digest algorithm the registry supports (``?digest-algorithm=``); else DIGEST_INVALID (400)."""
+    if algorithm not in ALGORITHMS:
+        raise ErrorCode.DIGEST_INVALID.error({"algorithm": algorithm, "reason": "unsupported digest algorithm"})
+    return algorithm
+
+
 def looks_like_digest(reference: str) -> bool:
     return ":" in reference

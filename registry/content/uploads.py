@@ -58,6 +58,9 @@ class _Lease:
 
 @dataclass
 class _HashState:
+    """The hash of an upload's first ``offset`` bytes, kept while they stream in."""
+
+    algorithm: str
     offset: int
     hasher: Any
 
@@ -70,9 +73,12 @@ class UploadStore:
         self._hashes: dict[str, _HashState] = {}
         self.pause: Callable[[str], Awaitable[None]] = _no_pause  # tests stop here to interleave a collector
 
-    async def start(self, repo: str) -> str:
+    async def start(self, repo: str, algorithm: str = "sha256") -> str:
+        """A new session whose bytes are hashed with ``algorithm`` as they arrive (``?digest-algorithm=``); the digest
+        given when it completes decides what is verified (re-hashed from storage if it names another algorithm)."""
         upload_id = str(uuid.uuid4())
         await self.db.write(lambda s: queries.create_upload(s, upload_id, repo), durable=False)
+        self._new_hash(upload_id, algorithm)
         return upload_id
 
     async def size(self, repo: str, upload_id: str) -> int:
@@ -116,6 +122,7 @@ class UploadStore:
         """A monolithic push (``POST ?digest=`` with the blob as body): no session row, since no other request can
         continue it; its bytes stage under a fresh upload id (the purge sweeps them if this process dies)."""
         upload_id = str(uuid.uuid4())
+        self._new_hash(upload_id, digest.algorithm)
         writer = await self.backend.writer(paths.upload_data_path(upload_id))
         try:
             await self._copy(upload_id, body, writer, _no_renewal)
@@ -226,12 +233,18 @@ class UploadStore:
             if chunks:
                 await _write(writer, state, b"".join(chunks))
 
+    def _new_hash(self, upload_id: str, algorithm: str) -> _HashState:
+        if len(self._hashes) >= _HASH_CACHE_LIMIT:
+            self._hashes.pop(next(iter(self._hashes)))
+        state = self._hashes[upload_id] = _HashState(algorithm, 0, Digest(algorithm, "").hasher())
+        return state
+
     def _hash_state(self, upload_id: str, offset: int) -> _HashState | None:
+        """The hash to extend with bytes written at ``offset``: none when this process has not seen every byte before
+        it (another worker took the session's start), and sha256 for a session this process did not start."""
         state = self._hashes.get(upload_id)
         if state is None and offset == 0:
-            if len(self._hashes) >= _HASH_CACHE_LIMIT:
-                self._hashes.pop(next(iter(self._hashes)))
-            state = self._hashes[upload_id] = _HashState(0, Digest("sha256", "").hasher())
+            state = self._new_hash(upload_id, "sha256")
         if state is None or state.offset != offset:
             self._hashes.pop(upload_id, None)
             return None
@@ -239,8 +252,8 @@ class UploadStore:
 
     async def _digest(self, upload_id: str, size: int, algorithm: str) -> str:
         state = self._hashes.pop(upload_id, None)
-        if algorithm == "sha256" and state is not None and state.offset == size:
-            return f"sha256:{state.hasher.hexdigest()}"
+        if state is not None and state.algorithm == algorithm and state.offset == size:
+            return f"{algorithm}:{state.hasher.hexdigest()}"
         hasher = Digest(algorithm, "").hasher()
         async for chunk in self.backend.reader(paths.upload_data_path(upload_id)):
             await asyncio.to_thread(hasher.update, chunk)

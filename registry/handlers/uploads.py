@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from registry.auth.access import PULL, REPOSITORY, Access, granted
 from registry.content.uploads import upload_range
-from registry.digests import Digest
+from registry.digests import Digest, check_algorithm
 from registry.errors import ErrorCode, RegistryError
 from registry.handlers.base import empty, is_count, query_digest, repo_name, services, url_for
 from registry.names import is_valid_name
@@ -34,6 +34,7 @@ async def start_upload(request: Request) -> Response:
     name = repo_name(request)
     svc = services(request)
     params = request.query_params
+    algorithm = check_algorithm(params.get("digest-algorithm", "sha256"))  # end-4c: sha256 unless the client asks
     mount = _mountable(params.get("mount"))
     source = params.get("from")
     if source is not None and not is_valid_name(source):
@@ -44,7 +45,7 @@ async def start_upload(request: Request) -> Response:
         digest = query_digest(request)
         await svc.uploads.push(name, digest, request.stream())
         return _created(request, name, digest)
-    upload_id = await svc.uploads.start(name)
+    upload_id = await svc.uploads.start(name, algorithm)
     return empty(202, _upload_headers(request, name, upload_id, 0))
 
 
