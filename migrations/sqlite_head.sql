@@ -1,4 +1,4 @@
--- written by `python -m registry.db.migrate` from the migrations up to 0004: do not edit
+-- written by `python -m registry.db.migrate` from the migrations up to 0005: do not edit
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -108,4 +108,14 @@ CREATE TABLE gc_blob_deletions (
 	CONSTRAINT pk_gc_blob_deletions PRIMARY KEY (digest)
 );
 CREATE INDEX ix_tags_repository_id_updated_at ON tags (repository_id, updated_at);
-INSERT INTO alembic_version (version_num) VALUES ('0004');
+CREATE TABLE storage_binding (
+	id INTEGER NOT NULL, 
+	driver VARCHAR(32) NOT NULL, 
+	bucket VARCHAR(255), 
+	endpoint VARCHAR(1024), 
+	rootdirectory VARCHAR(4096) NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	imported_at DATETIME, 
+	CONSTRAINT pk_storage_binding PRIMARY KEY (id)
+);
+INSERT INTO alembic_version (version_num) VALUES ('0005');

@@ -27,7 +27,7 @@ from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
-from registry.content import import_command
+from registry.content import binding, import_command
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
 from registry.gc import command as gc_command
@@ -204,6 +204,7 @@ def serve(config_path: str | None, workers: int | None) -> None:
     for section in config.ignored_sections:
         log.warning("configuration section %s is not implemented yet: ignored", section)
     _migrate_in_child(config)
+    asyncio.run(binding.check_config(config, config_path, serving=True))  # refused: one line, exit status 1
     count = workers or config.workers
     options = _uvicorn_options(config, count)
     where = options.get("uds") or f"{options.get('host')}:{options.get('port')}"
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command in ("gc", "garbage-collect"):
             config = _load(args.config)
             _setup_logging(config)
+            asyncio.run(_migrate(config))
+            asyncio.run(binding.check_config(config, args.config, serving=False))
             asyncio.run(gc_command.run(args, config))
         elif args.command == "import":
             config = _load(args.config)
@@ -254,6 +257,6 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except (HtpasswdError, OSError) as exc:
+    except (HtpasswdError, OSError, binding.BindingError) as exc:
         print(f"registry: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -456,5 +456,7 @@ def _database_url(raw: dict[str, Any], storage: StorageConfig) -> str:
         return _async_driver(url)
     if storage.driver == "inmemory":
         return "sqlite+aiosqlite:///:memory:"  # nothing persists with inmemory storage, so neither does metadata
-    data_dir = storage.params["rootdirectory"] if storage.driver == "filesystem" else os.path.abspath("data")
+    # beside the blobs on a filesystem; for S3 a fixed place, never the working directory (a server started from
+    # another one would show an empty catalog): the database records its bucket and refuses another
+    data_dir = storage.params["rootdirectory"] if storage.driver == "filesystem" else FILESYSTEM_DEFAULT_ROOT
     return f"sqlite+aiosqlite:///{data_dir}/registry.db"

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from registry.config import Config
+from registry.content import binding
 from registry.content.import_report import Summary
 from registry.content.importing import Importer
 from registry.db import migrate
@@ -23,6 +24,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     command.add_argument("config", nargs="?", help="path to config.yml (default: $REGISTRY_CONFIGURATION_PATH)")
     command.add_argument("--dry-run", action="store_true", help="read and check everything, write nothing")
     command.add_argument("--workers", type=int, default=8, help="repositories imported at once (default 8)")
+    command.add_argument(
+        "--rebind", action="store_true", help="the storage moved: make the database index this one from now on"
+    )
     command.add_argument("--batch", type=int, default=200, help="items written in one transaction (default 200)")
 
 
@@ -32,10 +36,14 @@ async def run(args: argparse.Namespace, config: Config) -> Summary:
     backend = create_backend(config.storage.driver, config.storage.params)
     try:
         await migrate.upgrade(database, url)
+        if not args.dry_run:
+            await binding.bind(database, url, config.storage, rebind=args.rebind)
         importer = Importer(
             backend, database, workers=max(1, args.workers), batch=max(1, args.batch), progress=sys.stderr
         )
         summary = await importer.run()
+        if not args.dry_run:
+            await binding.mark_imported(database)
     finally:
         await database.dispose()
         await backend.close()

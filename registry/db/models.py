@@ -9,6 +9,7 @@ find what nothing references with a query.
                   └─ tags ── manifests
     uploads (by repository name)                                (sessions; their bytes live in storage)
     gc_blob_reviews, gc_manifest_reviews, gc_blob_deletions     (the collector's queues and tombstones: registry.gc)
+    storage_binding                                             (the storage the database indexes: one row)
 """
 
 from __future__ import annotations
@@ -167,4 +168,19 @@ gc_blob_deletions = Table(
     metadata,
     Column("digest", String(200), primary_key=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
+)
+
+# The storage the database indexes, recorded when a command first opens it with a storage (one row, id 1):
+# serve, import and gc refuse a database whose row names another storage (registry.content.binding).
+# ``imported_at``: when ``registry import`` last finished loading distribution's repositories from it.
+storage_binding = Table(
+    "storage_binding",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("driver", String(32), nullable=False),
+    Column("bucket", String(255)),
+    Column("endpoint", String(1024)),
+    Column("rootdirectory", String(4096), nullable=False),
+    _timestamp("created_at"),
+    Column("imported_at", DateTime(timezone=True)),
 )
