@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.config import Config, ConfigError, parse_duration
+from registry.config import Config, ConfigError, duration_value
 from registry.gc.patterns import FirstMatch, check_repository_glob, repository_regex, sql_glob, tag_regex
 from registry.names import NameSet
 
@@ -173,20 +173,7 @@ def _bool(value: Any, key: str, default: bool) -> bool:
     return value
 
 
-def _duration(value: Any, key: str) -> float | None:
-    if value is None:
-        return None
-    if type(value) is int and value == 0:
-        return 0.0
-    if not isinstance(value, str):
-        raise ConfigError(key, f"expected a duration like '24h', got {_show(value)}")
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise ConfigError(key, str(exc)) from None
-    if seconds < 0:
-        raise ConfigError(key, f"must not be negative, got {value!r}")
-    return seconds
+_duration = duration_value
 
 
 def _interval(value: Any) -> float:
