@@ -221,7 +221,11 @@ def _typed(raw: dict[str, Any], key: str, default: _T) -> _T:
 
 def _duration(raw: dict[str, Any], key: str, default: str | None) -> float | None:
     value = _lookup(raw, key)
-    value = default if value is _MISSING else value
+    return duration_value(default if value is _MISSING else value, key)
+
+
+def duration_value(value: Any, key: str) -> float | None:
+    """A duration setting (``24h``, ``1h30m``, ``0``) in seconds; None for none; ConfigError naming ``key``."""
     if value is None or (type(value) is int and value == 0):
         return None if value is None else 0.0
     if not isinstance(value, str):
