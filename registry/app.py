@@ -22,7 +22,14 @@ from registry.content.purge import purge_until
 from registry.content.tags import TagLists
 from registry.content.uploads import UploadStore
 from registry.db.engine import Database
-from registry.errors import API_VERSION_HEADER, ErrorCode, RegistryError, error_response
+from registry.errors import (
+    API_VERSION_HEADER,
+    RETRY_AFTER_SECONDS,
+    RETRY_AFTER_STATUSES,
+    ErrorCode,
+    RegistryError,
+    error_response,
+)
 from registry.forwarded import ForwardedHeaders
 from registry.gc.collector import Collector, collect_until
 from registry.gc.policies import Policies
@@ -35,8 +42,9 @@ log = logging.getLogger("registry")
 _VERSION_HEADER = [(k.lower().encode(), v.encode()) for k, v in API_VERSION_HEADER.items()]
 
 
-class APIVersionHeader:
-    """Adds ``Docker-Distribution-API-Version`` to every response, errors included."""
+class ResponseHeaders:
+    """Adds ``Docker-Distribution-API-Version`` and ``http.headers`` to every response, errors included, and
+    ``Retry-After`` to every 429 and 503 that has none (spec.md "Error Codes"; whatever raised it)."""
 
     def __init__(self, app: ASGIApp, extra: list[tuple[bytes, bytes]]) -> None:
         self.app = app
@@ -48,7 +56,10 @@ class APIVersionHeader:
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + self.headers
+                headers = list(message.get("headers", [])) + self.headers
+                if message["status"] in RETRY_AFTER_STATUSES and all(k.lower() != b"retry-after" for k, _ in headers):
+                    headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_header)
@@ -128,5 +139,5 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     app.router.redirect_slashes = False  # an unknown path is a 404, never a redirect to a route (distribution)
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
     app.add_middleware(ForwardedHeaders, trusted=config.http.trustedproxies)
-    app.add_middleware(APIVersionHeader, extra=extra)
+    app.add_middleware(ResponseHeaders, extra=extra)
     return app

@@ -18,6 +18,9 @@ from typing import Any
 from starlette.responses import Response
 
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+# every 429 and 503 says when to try again (RFC 9110 section 10.2.3), unless whatever answered it said so already
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+RETRY_AFTER_SECONDS = "5"
 
 
 class ErrorCode(enum.Enum):
