@@ -139,27 +139,25 @@ uploads = Table(
     Column("leased_at", DateTime(timezone=True)),
 )
 
+
 # The collector's review queues (GitLab's design): every dereference queues its target for review at
 # ``review_after``; a worker claims due rows (``claimed_by``, until ``review_after`` again), re-checks every reference
 # in the transaction that deletes, and deletes the row. ``queued_at`` is the latest dereference.
-gc_blob_reviews = Table(
-    "gc_blob_reviews",
-    metadata,
-    Column("digest", String(200), primary_key=True),
-    Column("review_after", DateTime(timezone=True), nullable=False, index=True),
-    Column("queued_at", DateTime(timezone=True), nullable=False),
-    Column("event", String(32), nullable=False),
-    Column("claimed_by", String(36)),
-)
+def _review_queue(name: str, key: Column[object]) -> Table:
+    return Table(
+        name,
+        metadata,
+        key,
+        Column("review_after", DateTime(timezone=True), nullable=False, index=True),
+        Column("queued_at", DateTime(timezone=True), nullable=False),
+        Column("event", String(32), nullable=False),
+        Column("claimed_by", String(36)),
+    )
 
-gc_manifest_reviews = Table(
-    "gc_manifest_reviews",
-    metadata,
-    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
-    Column("review_after", DateTime(timezone=True), nullable=False, index=True),
-    Column("queued_at", DateTime(timezone=True), nullable=False),
-    Column("event", String(32), nullable=False),
-    Column("claimed_by", String(36)),
+
+gc_blob_reviews = _review_queue("gc_blob_reviews", Column("digest", String(200), primary_key=True))
+gc_manifest_reviews = _review_queue(
+    "gc_manifest_reviews", Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True)
 )
 
 # A blob whose row is gone and whose bytes are being deleted: an upload of the same digest waits for it to end.

@@ -12,10 +12,11 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from registry.config import GcConfig
 from registry.content.purge import stopped_within
@@ -28,6 +29,8 @@ from registry.gc.policies import Policies
 from storage_backends import StorageBackend
 
 log = logging.getLogger("registry.gc")
+Claim = Callable[..., Coroutine[Any, Any, list[Any]]]
+Review = Callable[[Writer, Any, str, "Report"], Awaitable[bool]]
 CLAIM = timedelta(minutes=5)
 BATCH = 100
 
@@ -94,44 +97,41 @@ class Collector:
         return BATCH if self.db.is_sqlite else 1
 
     async def _manifest_batch(self, report: Report) -> int:
-        token, now = str(uuid.uuid4()), utcnow()
-        claim = partial(reviews.claim_manifest_reviews, token=token, now=now, until=now + CLAIM, limit=BATCH)
-        claimed = await self.db.write(claim, durable=False)
-        step = self._per_transaction()
-        for start in range(0, len(claimed), step):
-            await self.pause("manifest:claimed")
-            ids = claimed[start : start + step]
-            await self.db.write(partial(self._review_manifests, manifest_ids=ids, token=token, report=report))
-        return len(claimed)
+        return await self._batch("manifest", reviews.claim_manifest_reviews, self._review_manifest, report)
 
     async def _blob_batch(self, report: Report) -> int:
+        return await self._batch("blob", reviews.claim_blob_reviews, self._review_blob, report)
+
+    async def _batch(self, kind: str, claim: Claim, review: Review, report: Report) -> int:
+        """Claim due reviews of one kind, decide them a transaction at a time, then delete the bytes of the blobs
+        whose rows the committed transaction deleted."""
         token, now = str(uuid.uuid4()), utcnow()
-        claim = partial(reviews.claim_blob_reviews, token=token, now=now, until=now + CLAIM, limit=BATCH)
-        claimed = await self.db.write(claim, durable=False)
+        claimed = await self.db.write(
+            partial(claim, token=token, now=now, until=now + CLAIM, limit=BATCH), durable=False
+        )
         step = self._per_transaction()
         for start in range(0, len(claimed), step):
-            await self.pause("blob:claimed")
-            digests = claimed[start : start + step]
-            deleted = await self.db.write(partial(self._review_blobs, digests=digests, token=token, report=report))
+            await self.pause(f"{kind}:claimed")
+            keys = claimed[start : start + step]
+            deleted = await self.db.write(partial(self._decide, keys=keys, review=review, token=token, report=report))
             if deleted:
                 await self.pause("blob:row-deleted")
                 await finish_deletion(self.backend, self.db, deleted)
         return len(claimed)
 
-    async def _review_manifests(self, session: Writer, manifest_ids: list[int], token: str, report: Report) -> None:
-        for manifest_id in manifest_ids:
-            await self._review_manifest(session, manifest_id, token, report)
+    @staticmethod
+    async def _decide(session: Writer, keys: list[Any], review: Review, token: str, report: Report) -> list[str]:
+        """One transaction's reviews; the digests of the blobs whose rows it deleted."""
+        return [key for key in keys if await review(session, key, token, report)]
 
-    async def _review_blobs(self, session: Writer, digests: list[str], token: str, report: Report) -> list[str]:
-        return [d for d in digests if await self._review_blob(session, d, token, report)]
-
-    async def _review_manifest(self, session: Writer, manifest_id: int, token: str, report: Report) -> None:
+    async def _review_manifest(self, session: Writer, manifest_id: int, token: str, report: Report) -> bool:
         verdict = await reviews.review_manifest(
             session, manifest_id, token, utcnow(), self.untagged_after, self.policies.collect_referrers
         )
         report.reviews += 1
         if verdict.deleted:
             report.manifests.append((verdict.repository, verdict.digest))
+        return False  # no bytes to delete: a manifest lives in SQL
 
     async def _review_blob(self, session: Writer, digest: str, token: str, report: Report) -> bool:
         now = utcnow()
