@@ -348,3 +348,61 @@ async def test_same_blob_uploaded_twice_at_once(client: httpx.AsyncClient, confi
     if root is not None:
         assert blob_files(root, digest_of(data)) == ["data"]
         assert not list((root / "docker/registry/v2/uploads").glob("*/*"))
+
+
+async def test_pushing_a_blob_in_chunks_416_says_where_to_continue(client: httpx.AsyncClient) -> None:
+    # spec main "Pushing a blob in chunks": "If a chunk is uploaded out of order, the registry MUST respond with a 416";
+    # the 416 carries the session's Range and Location, so the client continues without a GET first
+    location = await start_upload(client, "up/load")
+    assert (await patch_chunk(client, location, DATA[:5], 0)).status_code == 202
+    bad = await patch_chunk(client, location, DATA[9:], 9)
+    assert bad.status_code == 416, bad.text
+    assert bad.headers["Range"] == "0-4"
+    assert path_of(bad.headers["Location"]) == location
+    assert (await patch_chunk(client, path_of(bad.headers["Location"]), DATA[5:], 5)).status_code == 202
+
+
+async def test_pushing_a_blob_in_chunks_final_chunk_out_of_order_in_put_is_416(client: httpx.AsyncClient) -> None:
+    # spec main: "If the final chunk is uploaded out of order, the registry MUST respond with a 416"
+    location = await start_upload(client, "up/load")
+    assert (await patch_chunk(client, location, DATA[:10], 0)).status_code == 202
+    response = await client.put(
+        location, params={"digest": DIGEST}, content=DATA[8:], headers={"Content-Range": "8-19"}
+    )
+    assert response.status_code == 416, response.text
+    assert response.headers["Range"] == "0-9"
+    assert path_of(response.headers["Location"]) == location
+    assert await blob_status(client, "up/load", DIGEST) == 404
+    await assert_created(client, await finish_upload(client, location, DIGEST, DATA[10:]), "up/load", DATA)
+
+
+async def streamed(data: bytes) -> AsyncIterator[bytes]:
+    yield data  # no Content-Length: the server learns the body's length only by reading it
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+async def test_pushing_a_blob_in_chunks_end_of_range_matches_content_range(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    # spec main: "<end-of-range> ... is the position of the last uploaded byte of the blob, matching the end value of
+    # the Content-Range in the request": a body that ends elsewhere is refused, and the Range says what arrived
+    location = await start_upload(client, "up/load")
+    params = {"digest": DIGEST} if method == "PUT" else {}
+    response = await client.request(
+        method, location, params=params, content=streamed(DATA[:8]), headers={"Content-Range": "0-9"}
+    )
+    assert response.status_code == 416, response.text
+    assert response.headers["Range"] == "0-7"
+    assert await upload_end(client, location) == "0-7"
+    assert await blob_status(client, "up/load", DIGEST) == 404
+    await assert_created(client, await finish_upload(client, location, DIGEST, DATA[8:]), "up/load", DATA)
+
+
+async def test_pushing_a_blob_in_chunks_range_is_the_content_range_end(client: httpx.AsyncClient) -> None:
+    location = await start_upload(client, "up/load")
+    for start, end in [(0, 6), (7, 13), (14, 19)]:
+        response = await patch_chunk(client, location, DATA[start : end + 1], start)
+        assert response.status_code == 202, response.text
+        assert response.headers["Range"] == f"0-{end}"
+        assert path_of(response.headers["Location"]) == location
+    await assert_created(client, await finish_upload(client, location, DIGEST), "up/load", DATA)

@@ -89,8 +89,11 @@ class UploadStore:
             raise ErrorCode.BLOB_UPLOAD_UNKNOWN.error({"uuid": upload_id})
         return size
 
-    async def append(self, repo: str, upload_id: str, body: AsyncIterator[bytes], start: int | None = None) -> int:
-        """Append a request body at the session's offset (``start`` must equal it when given); returns the new size."""
+    async def append(
+        self, repo: str, upload_id: str, body: AsyncIterator[bytes], start: int | None = None, end: int | None = None
+    ) -> int:
+        """Append a request body at the session's offset (``start`` must equal it when given, and the body must end
+        at ``end``, a ``Content-Range``'s last byte, when given); returns the new size."""
         async with self._lease(repo, upload_id) as lease:
             _check_start(start, lease.size)
             writer = await self._open(upload_id, lease.size)
@@ -99,17 +102,26 @@ class UploadStore:
             finally:
                 await writer.close()
                 lease.leave(writer.size)
+            _check_end(end, writer.size)
             return writer.size
 
     async def complete(
-        self, repo: str, upload_id: str, digest: Digest, body: AsyncIterator[bytes], start: int | None = None
+        self,
+        repo: str,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        end: int | None = None,
     ) -> int:
-        """Write the last bytes (at ``start`` when given), verify the digest, and make the blob visible in ``repo``."""
+        """Write the last bytes (at ``start``, ending at ``end``, when given), verify the digest, and make the blob
+        visible in ``repo``."""
         async with self._lease(repo, upload_id) as lease:
             _check_start(start, lease.size)
             writer = await self._open(upload_id, lease.size)
             try:
                 await self._copy(upload_id, body, writer, lease.renew)
+                _check_end(end, writer.size)
             except BaseException:
                 await writer.close()
                 lease.leave(writer.size)
@@ -157,8 +169,10 @@ class UploadStore:
             lambda s: queries.claim_upload(s, upload_id, repo, token, stale_before), durable=False
         )
         if size is None:
-            await self.size(repo, upload_id)  # 404 when there is no such session; else it is busy
-            raise ErrorCode.RANGE_INVALID.error({"reason": "another request is writing to this upload session"})
+            size = await self.size(repo, upload_id)  # 404 when there is no such session; else it is busy
+            raise ErrorCode.RANGE_INVALID.error(
+                {"reason": "another request is writing to this upload session"}, headers={"Range": upload_range(size)}
+            )
         lease = _Lease(self.db, upload_id, token, size)
         try:
             yield lease
@@ -307,6 +321,15 @@ def _check_start(start: int | None, size: int) -> None:
     if start is not None and start != size:
         raise ErrorCode.RANGE_INVALID.error(
             {"expected_start": size, "start": start}, headers={"Range": upload_range(size)}
+        )
+
+
+def _check_end(end: int | None, size: int) -> None:
+    """spec.md "Pushing a blob in chunks": the session's end of range matches the end of the request's
+    ``Content-Range``; a body that ended elsewhere is a 416 whose ``Range`` says what the session holds now."""
+    if end is not None and end != size - 1:
+        raise ErrorCode.RANGE_INVALID.error(
+            {"expected_end": end, "end": size - 1}, headers={"Range": upload_range(size)}
         )
 
 

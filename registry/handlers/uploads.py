@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -69,10 +71,12 @@ def _mountable(value: str | None) -> Digest | None:
         return None
 
 
-def _content_range_start(request: Request) -> int | None:
+def _content_range(request: Request) -> tuple[int | None, int | None]:
+    """The first and last byte of a ``Content-Range`` (both None without one); 416 when malformed or when it
+    disagrees with ``Content-Length``."""
     header = request.headers.get("content-range")
     if header is None:
-        return None
+        return None, None
     match = _CONTENT_RANGE_RE.fullmatch(header.strip())
     if match is None:
         raise ErrorCode.RANGE_INVALID.error({"content_range": header})
@@ -80,13 +84,26 @@ def _content_range_start(request: Request) -> int | None:
     length = request.headers.get("content-length")
     if end < start or (length is not None and is_count(length) and int(length) != end - start + 1):
         raise ErrorCode.RANGE_INVALID.error({"content_range": header, "content_length": length})
-    return start
+    return start, end
+
+
+@asynccontextmanager
+async def _session_errors(request: Request, name: str, upload_id: str) -> AsyncIterator[None]:
+    """A 416 says where the session is: ``Range`` (set where it is raised) and the ``Location`` to continue at."""
+    try:
+        yield
+    except RegistryError as err:
+        if err.status == 416:
+            err.headers.setdefault("Location", url_for(request, "upload", name=name, uuid=upload_id))
+            err.headers.setdefault("Docker-Upload-UUID", upload_id)
+        raise
 
 
 async def patch_upload(request: Request) -> Response:
     name, upload_id = repo_name(request), request.path_params["uuid"]
-    start = _content_range_start(request)
-    size = await services(request).uploads.append(name, upload_id, request.stream(), start)
+    async with _session_errors(request, name, upload_id):
+        start, end = _content_range(request)
+        size = await services(request).uploads.append(name, upload_id, request.stream(), start, end)
     return empty(202, _upload_headers(request, name, upload_id, size))
 
 
@@ -99,12 +116,13 @@ async def upload_status(request: Request) -> Response:
 async def finish_upload(request: Request) -> Response:
     name, upload_id = repo_name(request), request.path_params["uuid"]
     uploads = services(request).uploads
-    try:
-        digest, start = query_digest(request), _content_range_start(request)
-    except RegistryError:
-        await uploads.size(name, upload_id)  # an unknown session is 404 before anything else
-        raise
-    await uploads.complete(name, upload_id, digest, request.stream(), start)  # 404 too
+    async with _session_errors(request, name, upload_id):
+        try:
+            digest, (start, end) = query_digest(request), _content_range(request)
+        except RegistryError:
+            await uploads.size(name, upload_id)  # an unknown session is 404 before anything else
+            raise
+        await uploads.complete(name, upload_id, digest, request.stream(), start, end)  # 404 too
     return _created(request, name, digest)
 
 
