@@ -209,3 +209,19 @@ async def test_digest_of_served_blob_matches_body(client: httpx.AsyncClient) -> 
     assert response.status_code == 200
     assert response.content == b""
     assert digest_of(response.content) == response.headers["Docker-Content-Digest"] == digest
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status"),
+    [("GET", {}, 200), ("HEAD", {}, 200), ("GET", {"Range": "bytes=2-5"}, 206), ("HEAD", {"Range": "bytes=2-5"}, 200)],
+)
+async def test_pulling_blobs_docker_content_digest_on_every_get_and_head(
+    client: httpx.AsyncClient, method: str, headers: dict[str, str], status: int
+) -> None:
+    # spec main "Pulling blobs" / "Checking if content exists": a successful response MUST contain Docker-Content-Digest
+    data = b"digest header" * 30_000  # past SMALL_BLOB: the streamed path too
+    for blob in (data, b"small"):
+        digest = await push_blob(client, "dcd", blob)
+        response = await client.request(method, f"/v2/dcd/blobs/{digest}", headers=headers)
+        assert response.status_code == status, response.text
+        assert response.headers["Docker-Content-Digest"] == digest

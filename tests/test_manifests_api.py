@@ -311,3 +311,17 @@ async def test_edge_tags_accepted(client: httpx.AsyncClient, tag: str) -> None:
     await push_image(client, "img", tag)
     assert await manifest_status(client, "img", tag) == 200
     assert (await client.get("/v2/img/tags/list")).json()["tags"] == [tag]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("if_none_match", [False, True])
+async def test_pulling_manifests_docker_content_digest_on_every_get_and_head(
+    client: httpx.AsyncClient, method: str, if_none_match: bool
+) -> None:
+    # spec main "Pulling manifests" / "Checking if content exists": a successful response MUST contain the digest
+    _, digest = await push_image(client, "dcd", "latest")
+    headers = {"If-None-Match": f'"{digest}"'} if if_none_match else {}
+    for reference in ("latest", digest):
+        response = await client.request(method, f"/v2/dcd/manifests/{reference}", headers=headers)
+        assert response.status_code == (304 if if_none_match else 200), response.text
+        assert response.headers["Docker-Content-Digest"] == digest
