@@ -1,5 +1,5 @@
 """``registry serve [CONFIG]``, ``registry migrate [CONFIG]``, ``registry user add|remove|list``, ``registry gc``,
-``registry garbage-collect`` and ``registry import``: distribution's command line, our server."""
+``registry garbage-collect``, ``registry import`` and ``registry check``: distribution's command line, our server."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
-from registry.content import binding, import_command
+from registry.content import binding, check_command, import_command
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
 from registry.gc import command as gc_command
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     users.add_parser(commands)
     gc_command.add_parsers(commands)
     import_command.add_parsers(commands)
+    check_command.add_parsers(commands)
     return parser
 
 
@@ -254,6 +255,11 @@ def main(argv: list[str] | None = None) -> None:
             config = _load(args.config)
             _setup_logging(config)
             asyncio.run(import_command.run(args, config))
+        elif args.command == "check":
+            config = _load(args.config)
+            _setup_logging(config)
+            if check_command.remaining(asyncio.run(check_command.run(args, config)), args.repair):
+                sys.exit(1)
     except ConfigError as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -33,6 +33,7 @@ S3_API_MODULES = frozenset(
         "test_durability",
         "test_collector",
         "test_importing",
+        "test_checking",
     }
 )
 

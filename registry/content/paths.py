@@ -24,12 +24,25 @@ from registry.digests import ALGORITHMS, Digest
 ROOT = "docker/registry/v2"
 
 
+def blobs_root() -> str:
+    return f"{ROOT}/blobs"
+
+
 def blob_dir(digest: Digest) -> str:
     return f"{ROOT}/blobs/{digest.algorithm}/{digest.encoded[:2]}/{digest.encoded}"
 
 
 def blob_path(digest: Digest) -> str:
     return f"{blob_dir(digest)}/data"
+
+
+def digest_of_blob_path(path: str) -> Digest | None:
+    """The digest whose ``blob_path`` this is, or None for any other path (the inverse of ``blob_path``)."""
+    parts = path.removeprefix(f"{blobs_root()}/").split("/")
+    if len(parts) != 4 or parts[3] != "data" or parts[1] != parts[2][:2]:
+        return None
+    pattern = ALGORITHMS.get(parts[0])
+    return Digest(parts[0], parts[2]) if pattern is not None and pattern.fullmatch(parts[2]) else None
 
 
 def uploads_root() -> str:
