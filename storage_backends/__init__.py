@@ -6,7 +6,7 @@ import importlib
 import inspect
 from typing import Any, cast
 
-from storage_backends.base import CHUNK_SIZE, FileInfo, FileWriter, StorageBackend, clean_path
+from storage_backends.base import CHUNK_SIZE, FileInfo, FileWriter, LocalFiles, StorageBackend, clean_path
 from storage_backends.errors import InvalidOffset, InvalidPath, PathNotFound, StorageError
 
 BACKENDS: dict[str, str] = {
@@ -36,6 +36,7 @@ __all__ = [
     "FileWriter",
     "InvalidOffset",
     "InvalidPath",
+    "LocalFiles",
     "PathNotFound",
     "StorageBackend",
     "StorageError",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from storage_backends.errors import InvalidPath, StorageError
 
@@ -94,6 +94,14 @@ class StorageBackend(Protocol):
         """Every file (not directory) under path, depth first, in sorted order."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """A backend whose files are on this machine: a blob's bytes may leave with sendfile(2), never through Python."""
+
+    async def open_file(self, path: str) -> BinaryIO:
+        """The file at ``path``, open for reading (the caller closes it)."""
 
 
 def clean_path(path: str) -> str:

@@ -331,6 +331,11 @@ class FilesystemBackend:
         self._locate(path)
         return None
 
+    async def open_file(self, path: str) -> BinaryIO:
+        cleaned, target = self._locate(path)
+        with _os_errors(cleaned):
+            return await asyncio.to_thread(_open_for_reading, target, cleaned, 0)
+
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         pending = (await self._children(self._clean_dir(path)))[::-1]
         while pending:

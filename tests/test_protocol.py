@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from registry.protocol import COALESCE_LIMIT, CoalescingTransport
+import httpx
+import uvicorn
+
+from registry.protocol import COALESCE_LIMIT, ZEROCOPY, CoalescingTransport, RegistryHttpProtocol
 
 
 class _Transport:
@@ -73,3 +80,38 @@ async def test_close_sends_what_is_pending_first_and_abort_drops_it() -> None:
 async def test_everything_else_is_the_real_transport() -> None:
     transport, _ = _wrap()
     assert transport.get_extra_info("peername") == "extra peername"
+
+
+async def serve(app: Any) -> AsyncIterator[str]:
+    """``app`` on a loopback port behind uvicorn with our protocol; its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=RegistryHttpProtocol, lifespan="off", log_level="error")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 - readiness: uvicorn sets it once the socket listens
+            await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_zerocopysend_sends_a_file_range_with_sendfile(tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)
+    (tmp_path / "blob").write_bytes(data)
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope.get("extensions", {}))
+        with (tmp_path / "blob").open("rb") as file:
+            count = len(data) - 1000
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % count)]})
+            await send({"type": ZEROCOPY, "file": file.fileno(), "offset": 1000, "count": count})
+
+    async with contextlib.aclosing(serve(app)) as urls:
+        url = await anext(urls)
+        async with httpx.AsyncClient() as client:
+            for _ in range(2):  # twice on one keep-alive connection: the response ends where it should
+                response = await client.get(url)
+                assert response.status_code == 200 and response.content == data[1000:]
+    assert all(ZEROCOPY in extensions for extensions in seen)

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime, timedelta
 from functools import partial
+from typing import BinaryIO
 
 from registry.config import GcConfig
 from registry.content import paths
@@ -18,7 +19,7 @@ from registry.db.sessions import Writer
 from registry.digests import Digest
 from registry.errors import ErrorCode
 from registry.gc.deletion import TOMBSTONE_POLL, TOMBSTONE_STALE, finish_deletion
-from storage_backends import PathNotFound, StorageBackend
+from storage_backends import LocalFiles, PathNotFound, StorageBackend
 
 SMALL_CACHE_BYTES = 32 * 1024 * 1024
 SMALL_CACHE_ITEM = 64 * 1024
@@ -57,6 +58,12 @@ class BlobStore:
             while self._small_bytes > SMALL_CACHE_BYTES:
                 self._small_bytes -= len(self._small.popitem(last=False)[1])
         return data
+
+    async def open_local(self, digest: Digest) -> BinaryIO | None:
+        """The blob's file, when storage is on this machine (for sendfile); None otherwise."""
+        if not isinstance(self.backend, LocalFiles):
+            return None
+        return await self.backend.open_file(paths.blob_path(digest))
 
     async def redirect_url(self, digest: Digest, method: str) -> str | None:
         if not self.backend.redirects:

@@ -228,3 +228,21 @@ def test_sigterm_while_idle_exits_0(servers: Servers, args: Sequence[str]) -> No
     assert status == 0, f"exit status {status} after SIGTERM ({took:.1f}s; negative: killed by that signal)"
     assert took < EXIT_TIMEOUT
     wait_until(lambda: not any(alive(pid) for pid in workers), what="workers gone after SIGTERM", timeout=5)
+
+
+def test_blob_get_whole_and_ranges_from_the_serving_process(registry_server: RegistryServer) -> None:
+    """Blobs over 256 KiB leave by sendfile(2) on plain TCP (the ASGI zero-copy extension of our protocol): the bytes,
+    their length and the connection's next response must be exactly right, whole and by range."""
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    blob = Blob("application/octet-stream", data)
+    with registry_server.client() as client:
+        client.push_blob("e2e/sendfile", blob)
+        url = f"/v2/e2e/sendfile/blobs/{blob.digest}"
+        whole = expect(client.http.get(url), 200)
+        assert whole.content == data and whole.headers["content-length"] == str(len(data))
+        part = expect(client.http.get(url, headers={"range": "bytes=1000-2000999"}), 206)
+        assert part.content == data[1000:2001000]
+        assert part.headers["content-range"] == f"bytes 1000-2000999/{len(data)}"
+        tail = expect(client.http.get(url, headers={"range": "bytes=-4096"}), 206)
+        assert tail.content == data[-4096:]
+        assert expect(client.http.get("/v2/"), 200).json() == {}  # the keep-alive connection is still in step
