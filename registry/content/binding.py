@@ -6,13 +6,15 @@ would look like lost images."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 
 from sqlalchemy.engine import make_url
 
 from registry.config import Config, StorageConfig
 from registry.content import distribution
-from registry.db import storage_binding
+from registry.db import migrate, storage_binding
 from registry.db.engine import Database
 from storage_backends import create_backend
 from storage_backends.base import StorageBackend
@@ -96,6 +98,25 @@ async def check_config(config: Config, config_path: str | None, *, serving: bool
         await bind(database, config.database_url, config.storage)
         if serving:
             await check_imported(database, backend, config_path)
+    finally:
+        await database.dispose()
+        await backend.close()
+
+
+@asynccontextmanager
+async def opened(
+    config: Config, *, url: str | None = None, bound: bool = True, rebind: bool = False
+) -> AsyncIterator[tuple[Database, StorageBackend]]:
+    """What a command works on: the database at ``url`` (the configured one by default), migrated and, when
+    ``bound``, bound to the configured storage; and that storage. Both closed after."""
+    url = url or config.database_url
+    database = Database(url)
+    backend = create_backend(config.storage.driver, config.storage.params)
+    try:
+        await migrate.upgrade(database, url)
+        if bound:
+            await bind(database, url, config.storage, rebind=rebind)
+        yield database, backend
     finally:
         await database.dispose()
         await backend.close()

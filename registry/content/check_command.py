@@ -8,9 +8,6 @@ import argparse
 from registry.config import Config
 from registry.content import binding
 from registry.content.checking import Checker, CheckReport
-from registry.db import migrate
-from registry.db.engine import Database
-from storage_backends import create_backend
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,15 +18,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 async def run(args: argparse.Namespace, config: Config) -> CheckReport:
-    database = Database(config.database_url)
-    backend = create_backend(config.storage.driver, config.storage.params)
-    try:
-        await migrate.upgrade(database, config.database_url)
-        await binding.bind(database, config.database_url, config.storage)
+    async with binding.opened(config) as (database, backend):
         report = await Checker(backend, database, deep=args.deep, repair=args.repair).run()
-    finally:
-        await database.dispose()
-        await backend.close()
     for line in report.lines(args.repair):
         print(line)
     return report

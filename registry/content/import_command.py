@@ -10,9 +10,6 @@ from registry.config import Config
 from registry.content import binding
 from registry.content.import_report import Summary
 from registry.content.importing import Importer
-from registry.db import migrate
-from registry.db.engine import Database
-from storage_backends import create_backend
 
 THROWAWAY_DATABASE = "sqlite+aiosqlite:///:memory:"  # a dry run imports into a temporary file, then drops it
 
@@ -32,21 +29,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 async def run(args: argparse.Namespace, config: Config) -> Summary:
     url = THROWAWAY_DATABASE if args.dry_run else config.database_url
-    database = Database(url)
-    backend = create_backend(config.storage.driver, config.storage.params)
-    try:
-        await migrate.upgrade(database, url)
-        if not args.dry_run:
-            await binding.bind(database, url, config.storage, rebind=args.rebind)
+    async with binding.opened(config, url=url, bound=not args.dry_run, rebind=args.rebind) as (database, backend):
         importer = Importer(
             backend, database, workers=max(1, args.workers), batch=max(1, args.batch), progress=sys.stderr
         )
         summary = await importer.run()
         if not args.dry_run:
             await binding.mark_imported(database)
-    finally:
-        await database.dispose()
-        await backend.close()
     for line in summary.lines(args.dry_run):
         print(line)
     return summary

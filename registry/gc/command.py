@@ -14,12 +14,10 @@ import argparse
 import dataclasses
 
 from registry.config import Config
-from registry.db import migrate
-from registry.db.engine import Database
+from registry.content import binding
 from registry.gc.collector import Collector, Report
 from registry.gc.policies import Policies
 from registry.gc.retention import apply_retention
-from storage_backends import create_backend
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,10 +36,7 @@ async def run(args: argparse.Namespace, config: Config) -> Report:
     if args.command == "garbage-collect":
         gc = dataclasses.replace(gc, delay=0.0)
         untagged = (lambda repo: 0.0) if args.delete_untagged else (lambda repo: None)
-    database = Database(config.database_url)
-    backend = create_backend(config.storage.driver, config.storage.params)
-    try:
-        await migrate.upgrade(database, config.database_url)
+    async with binding.opened(config) as (database, backend):
         offline = args.command == "garbage-collect"
         policies = Policies.from_config(config)
         collector = Collector(database, backend, gc, policies, untagged_after=untagged, offline=offline)
@@ -51,9 +46,6 @@ async def run(args: argparse.Namespace, config: Config) -> Report:
         else:
             await collector.queue_everything()
             report = await collector.run_once()
-    finally:
-        await database.dispose()
-        await backend.close()
     _print(tags, report, args.dry_run)
     return report
 
