@@ -77,12 +77,12 @@ class ManifestStore:
                 session, manifest_row(repo_id, digest, body, parsed), blob_digests, child_ids
             )
             if not names:  # pushed untagged: the collector looks at it when the repository's policy says
-                await _queue_manifests(session, [manifest_id], "pushed_untagged")
+                await reviews.queue_manifests(session, [manifest_id], "pushed_untagged")
             moved = [
                 m for name in names if (m := await queries.upsert_tag(session, repo_id, name, manifest_id)) is not None
             ]
             if moved:  # what the tags pointed at before: the collector reviews it
-                await _queue_manifests(session, sorted(set(moved)), "tag_moved")
+                await reviews.queue_manifests(session, moved, "tag_moved")
 
         await self.db.write(store)
         return digest, parsed
@@ -117,27 +117,20 @@ class ManifestStore:
             raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
 
     async def _delete_manifest(self, session: Writer, repo_id: int, digest: str) -> bool:
-        """Delete by digest (with its tags), and queue what it held: its blobs after the delay, its children and
-        referrers at once (their own rules decide)."""
+        """Delete by digest (with its tags); what it held is queued, its blobs reviewed after the delay."""
         manifest_id = (await queries.manifest_ids(session, repo_id, [digest])).get(digest)
         if manifest_id is None:
             return False
-        held = await reviews.dereferenced_by(session, [manifest_id], repo_id, [digest])
-        await queries.delete_manifest(session, repo_id, digest)
-        now = utcnow()
-        await reviews.queue_blobs(session, held.blobs, "manifest_deleted", now + timedelta(seconds=self.gc.delay), now)
-        await reviews.queue_manifests(session, held.manifests, "parent_deleted", now, now)
+        later = utcnow() + timedelta(seconds=self.gc.delay)
+        await reviews.delete_manifest(
+            session, manifest_id, repo_id, digest, event="manifest_deleted", blobs_after=later
+        )
         return True
 
     async def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, Any]]:
         async with self.db.read() as session:
             rows = await queries.referrers(session, repo, str(subject), artifact_type)
         return [_descriptor(row) for row in rows]
-
-
-async def _queue_manifests(session: Writer, manifest_ids: list[int], event: str) -> None:
-    now = utcnow()
-    await reviews.queue_manifests(session, manifest_ids, event, now, now)
 
 
 def tag_params(reference: str, values: Sequence[str]) -> list[str]:

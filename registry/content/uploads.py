@@ -71,7 +71,6 @@ class UploadStore:
         self.db = db
         self.blobs = blobs or BlobStore(backend, db)
         self._hashes: dict[str, _HashState] = {}
-        self.pause: Callable[[str], Awaitable[None]] = _no_pause  # tests stop here to interleave a collector
 
     async def start(self, repo: str, algorithm: str = "sha256") -> str:
         """A new session whose bytes are hashed with ``algorithm`` as they arrive (``?digest-algorithm=``); the digest
@@ -282,12 +281,9 @@ class UploadStore:
             await self.backend.delete(source)
         else:
             await self.backend.move(source, dest)
-        await self.pause("published:bytes")
         now = utcnow()
         review = now + timedelta(seconds=self.blobs.gc.delay)
-        published = await self.db.write(
-            lambda s: queries.publish_upload(s, upload_id, repo, str(digest), size, review, now)
-        )
+        published = await self.db.write(lambda s: queries.publish_upload(s, upload_id, repo, str(digest), review, now))
         if not published:  # the lease ran out and a collector took the blob meanwhile: the client uploads again
             raise ErrorCode.BLOB_UPLOAD_INVALID.error({"reason": "the blob was collected while it was published"})
         await self._remove_data(upload_id)
@@ -298,10 +294,6 @@ class UploadStore:
 
 
 async def _no_renewal() -> None:
-    return None
-
-
-async def _no_pause(point: str) -> None:
     return None
 
 

@@ -210,13 +210,6 @@ async def manifest_by_tag(session: Reader, repo_name: str, tag: str) -> Any:
     return (await session.execute(_MANIFEST_BY_TAG, {"repo": repo_name, "tag": tag})).first()
 
 
-async def delete_manifest(session: Writer, repo_id: int, digest: str) -> bool:
-    result = await session.execute(
-        delete(manifests).where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
-    )
-    return bool(result.rowcount)
-
-
 async def referrers(session: Reader, repo_name: str, subject: str, artifact_type: str | None) -> Sequence[Any]:
     query = (
         select(
@@ -274,8 +267,7 @@ async def untag(session: Writer, repo_id: int, tag: str, event: str) -> bool:
     repository's policy): what ``DELETE /v2/<name>/manifests/<tag>`` and retention both do."""
     untagged = await delete_tag(session, repo_id, tag)
     if untagged is not None:
-        now = utcnow()
-        await reviews.queue_manifests(session, [untagged], event, now, now)
+        await reviews.queue_manifests(session, [untagged], event)
     return untagged is not None
 
 
@@ -382,13 +374,16 @@ async def delete_stale_uploads(session: Writer, updated_before: datetime) -> lis
     return sorted((await session.execute(deleted)).scalars().all())
 
 
+_BLOB_ROW_LOCKED = plain(select(blobs.c.digest).where(blobs.c.digest == bindparam("digest")).with_for_update())
+
+
 async def publish_upload(
-    session: Writer, upload_id: str, repo_name: str, digest: str, size: int, review_after: datetime, now: datetime
+    session: Writer, upload_id: str, repo_name: str, digest: str, review_after: datetime, now: datetime
 ) -> bool:
     """A verified upload, whose blob row the upload claimed, is linked into ``repo_name`` and queued for review
     (collected then unless a manifest names it); its session ends. False when the blob's row is gone."""
     repo_id = await ensure_repository(session, repo_name)
-    if not await session.scalar(select(blobs.c.digest).where(blobs.c.digest == digest).with_for_update()):
+    if not await session.scalar(_BLOB_ROW_LOCKED, {"digest": digest}):
         return False
     await link_blob(session, repo_id, digest)
     await delete_upload(session, upload_id)

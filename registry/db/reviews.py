@@ -40,6 +40,7 @@ from registry.db.models import (
     repositories,
     repository_blobs,
     tags,
+    utcnow,
 )
 from registry.db.sessions import Reader, Writer, chunked, plain
 
@@ -80,12 +81,13 @@ async def queue_blobs(
 
 
 async def queue_manifests(
-    session: Writer, manifest_ids: Iterable[int], event: str, review_after: datetime, now: datetime
+    session: Writer, manifest_ids: Iterable[int], event: str, review_after: datetime | None = None
 ) -> None:
-    rows = [
-        {"manifest_id": m, "review_after": review_after, "queued_at": now, "event": event}
-        for m in sorted(set(manifest_ids))
-    ]
+    """Queue manifests for review, due at once unless ``review_after``: a manifest's review applies its repository's
+    untagged delay itself, counted from now (``queued_at``)."""
+    now = utcnow()
+    row = {"review_after": review_after or now, "queued_at": now, "event": event}
+    rows = [{"manifest_id": m, **row} for m in sorted(set(manifest_ids))]
     if rows:
         build = _upsert_review(gc_manifest_reviews, "manifest_id")
         statement = for_dialect(session, "review", gc_manifest_reviews, build)
@@ -312,7 +314,7 @@ async def review_manifest(
     if due > now:
         await _end_review(session, gc_manifest_reviews, review, token, due)
         return ManifestVerdict()
-    await _delete_manifest(session, manifest_id, repo_id, found.digest, now)
+    await delete_manifest(session, manifest_id, repo_id, found.digest, event="collected", blobs_after=now)
     return ManifestVerdict(True, found.name, found.digest, int(found.size))
 
 
@@ -327,34 +329,20 @@ async def _manifest_held(
     return bool(await session.scalar(select(held)))
 
 
-async def _delete_manifest(session: Writer, manifest_id: int, repo_id: int, digest: str, now: datetime) -> None:
-    """Delete the manifest (its references and review go with it) and queue what it held: its blobs, its children
-    and its referrers, reviewed at once (their own rules decide)."""
-    held = await dereferenced_by(session, [manifest_id], repo_id, [digest])
+async def delete_manifest(
+    session: Writer, manifest_id: int, repo_id: int, digest: str, *, event: str, blobs_after: datetime
+) -> None:
+    """Delete a manifest (its tags, references and review go with it) and queue what it held: its blobs at
+    ``blobs_after``, its children and its referrers at once (their own rules decide). ``event``: deleted (by a
+    client) or collected."""
+    blob_rows = select(manifest_blobs.c.blob_digest).where(manifest_blobs.c.manifest_id == manifest_id)
+    children = select(manifest_references.c.child_id).where(manifest_references.c.parent_id == manifest_id)
+    referrers = select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.subject_digest == digest)
+    held_blobs = list((await session.scalars(blob_rows)).all())
+    held = [m for query in (children, referrers) for m in (await session.scalars(query)).all() if m != manifest_id]
     await session.execute(delete(manifests).where(manifests.c.id == manifest_id))
-    await queue_blobs(session, held.blobs, "manifest_collected", now, now)
-    await queue_manifests(session, held.manifests, "parent_collected", now, now)
-
-
-@dataclass(frozen=True)
-class Held:
-    blobs: list[str]
-    manifests: list[int]
-
-
-async def dereferenced_by(session: Reader, manifest_ids: Sequence[int], repo_id: int, digests: Sequence[str]) -> Held:
-    """What deleting these manifests dereferences: their blobs, their children, and the manifests whose subject
-    they are."""
-    blob_rows = select(manifest_blobs.c.blob_digest).where(manifest_blobs.c.manifest_id.in_(manifest_ids))
-    children = select(manifest_references.c.child_id).where(manifest_references.c.parent_id.in_(manifest_ids))
-    found_blobs = list((await session.scalars(blob_rows)).all())
-    found_manifests = list((await session.scalars(children)).all())
-    for chunk in chunked(digests):
-        referrers = select(manifests.c.id).where(
-            manifests.c.repository_id == repo_id, manifests.c.subject_digest.in_(chunk)
-        )
-        found_manifests += list((await session.scalars(referrers)).all())
-    return Held(found_blobs, [m for m in found_manifests if m not in manifest_ids])
+    await queue_blobs(session, held_blobs, f"manifest_{event}", blobs_after, utcnow())
+    await queue_manifests(session, held, f"parent_{event}")
 
 
 async def queue_unreferenced(session: Writer, now: datetime, *, due_now: bool = False) -> None:
@@ -384,11 +372,3 @@ async def bring_forward(session: Writer, now: datetime, queued_before: datetime)
     for table in (gc_blob_reviews, gc_manifest_reviews):
         waiting = and_(table.c.queued_at <= queued_before, table.c.review_after > now, table.c.claimed_by.is_(None))
         await session.execute(update(table).where(waiting).values(review_after=now))
-
-
-async def queue_counts(session: Reader) -> dict[str, int]:
-    counts = {}
-    for name, table in (("blob_reviews", gc_blob_reviews), ("manifest_reviews", gc_manifest_reviews)):
-        counts[name] = int(await session.scalar(select(func.count()).select_from(table)) or 0)
-    counts["tombstones"] = int(await session.scalar(select(func.count()).select_from(gc_blob_deletions)) or 0)
-    return counts
