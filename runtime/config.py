@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .store import write_private
 from .tarstream import Limits
 
 SIZE_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -86,12 +87,7 @@ class Settings:
             "oci_runtime": self.oci_runtime,
             **({"unpack": asdict(self.unpack)} if self.unpack != Limits() else {}),
         }
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        write_private(self.path, (json.dumps(doc, indent=2) + "\n").encode())
 
     def credentials(self, registry: str) -> tuple[str, str] | None:
         entry = self.auths.get(registry)

@@ -78,7 +78,7 @@ def pull(store: Store, settings: Settings, ref: Reference, *, quiet: bool = Fals
         if len(diff_ids) != len(layers_desc):
             raise RegistryError(f"{ref}: the config lists {len(diff_ids)} diff_ids for {len(layers_desc)} layers")
         layers = [Layer(d["digest"], int(d["size"]), diff_id) for d, diff_id in zip(layers_desc, diff_ids, strict=True)]
-        unpacking = Unpacking(settings.unpack, Budget(settings.unpack.image))
+        unpacking = Unpacking.of(settings.unpack)
         with LayerProgress(quiet) as progress, ThreadPoolExecutor(PARALLEL_LAYERS) as pool:
             jobs = [
                 pool.submit(fetch_layer, client, store, ref.repository, layer, progress, unpacking) for layer in layers
@@ -146,6 +146,10 @@ class Unpacking:
     limits: Limits
     budget: Budget
 
+    @classmethod
+    def of(cls, limits: Limits) -> Unpacking:
+        return cls(limits, Budget(limits.image))
+
 
 def fetch_layer(
     client: RegistryClient, store: Store, repository: str, layer: Layer, progress: LayerProgress, unpacking: Unpacking
@@ -178,12 +182,11 @@ class Unpacked:
 
 def unpack_to_temp(store: Store, digest: str, diff_id: str, unpacking: Unpacking | None = None) -> Unpacked:
     """Unpack a stored layer blob into a temporary directory, checking the uncompressed bytes hash to `diff_id`."""
-    limits = unpacking.limits if unpacking else Limits()
-    budget = unpacking.budget if unpacking else Budget(limits.image)
+    unpacking = unpacking or Unpacking.of(Limits())
     tmp = store.temp_dir("unpack-")
     tmp.chmod(0o755)  # the layer's own "./" entry, when it has one, sets the mode of /
     try:
-        got, stats = unpack_blob(store.blob_path(digest), tmp, limits, budget)
+        got, stats = unpack_blob(store.blob_path(digest), tmp, unpacking.limits, unpacking.budget)
         if got != diff_id:
             raise DigestMismatch(f"layer {digest} unpacks to {got}, but the config says {diff_id}")
     except UnpackError as exc:
@@ -212,6 +215,5 @@ def commit_layers(store: Store, diff_ids: list[str], unpacked: list[Unpacked | N
 
 def unpack_layer(store: Store, digest: str, diff_id: str, limits: Limits | None = None) -> None:
     if not store.has_layer(diff_id):
-        limits = limits or Limits()
-        unpacked = unpack_to_temp(store, digest, diff_id, Unpacking(limits, Budget(limits.image)))
+        unpacked = unpack_to_temp(store, digest, diff_id, Unpacking.of(limits or Limits()))
         commit_layers(store, [diff_id], [unpacked])
