@@ -42,7 +42,7 @@ from registry.db.models import (
     tags,
     utcnow,
 )
-from registry.db.sessions import Reader, Writer, chunked, plain
+from registry.db.sessions import Reader, Writer, chunked, inline, plain
 
 # queueing
 
@@ -232,7 +232,7 @@ async def claim_blob(session: Writer, digest: str, size: int, now: datetime, unt
     bytes is under way (raising BlobBeingDeleted rolls the claim back)."""
     row = {"digest": digest, "size": size, "created_at": now, "protected_until": until}
     await session.execute(for_dialect(session, "lease", blobs, _upsert_lease), row)
-    started = await session.scalar(select(gc_blob_deletions.c.started_at).where(gc_blob_deletions.c.digest == digest))
+    started = await session.scalar(_TOMBSTONE_STARTED, {"blob": digest})
     if started is not None:
         raise BlobBeingDeleted(_aware(started))
 
@@ -242,18 +242,27 @@ def _upsert_lease(insert: Any) -> Any:
     return insert.on_conflict_do_update(index_elements=["digest"], set_={"protected_until": later})
 
 
+# built once, as the push and pull paths' other statements: uploads, mounts and HEADs run these
+_TOMBSTONE_STARTED = plain(select(gc_blob_deletions.c.started_at).where(gc_blob_deletions.c.digest == _DIGEST))
+_RENEW_LEASE = plain(
+    update(blobs)
+    .where(blobs.c.digest == _DIGEST)
+    .values(protected_until=_later(blobs.c.protected_until, bindparam("until", type_=blobs.c.protected_until.type)))
+)
+_LEASE_ENDING = inline(
+    select(blobs.c.digest).where(
+        blobs.c.digest == _DIGEST, blobs.c.protected_until.is_(None) | (blobs.c.protected_until < bindparam("before"))
+    )
+)
+
+
 async def renew_lease(session: Writer, digest: str, until: datetime) -> bool:
     """Extend an existing blob's lease (a mount, a HEAD); False when the blob has no row (collected)."""
-    later = _later(blobs.c.protected_until, bindparam("until", until, type_=blobs.c.protected_until.type))
-    result = await session.execute(update(blobs).where(blobs.c.digest == digest).values(protected_until=later))
-    return bool(result.rowcount)
+    return bool((await session.execute(_RENEW_LEASE, {"blob": digest, "until": until})).rowcount)
 
 
 async def lease_needs_renewal(session: Reader, digest: str, before: datetime) -> bool:
-    query = select(blobs.c.digest).where(
-        blobs.c.digest == digest, (blobs.c.protected_until.is_(None)) | (blobs.c.protected_until < before)
-    )
-    return await session.scalar(query) is not None
+    return await session.scalar(_LEASE_ENDING, {"blob": digest, "before": before}) is not None
 
 
 async def stale_tombstones(session: Reader, started_before: datetime) -> list[str]:
