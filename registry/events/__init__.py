@@ -1,0 +1,1 @@
+"""Operations: the event outbox and its delivery, structured logs, metrics and health."""
