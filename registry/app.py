@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import exc as sql
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -21,7 +22,7 @@ from registry.content.manifests import ManifestStore
 from registry.content.purge import purge_until
 from registry.content.tags import TagLists
 from registry.content.uploads import UploadStore
-from registry.db.engine import Database
+from registry.db.engine import Database, DatabaseUnavailable
 from registry.errors import (
     API_VERSION_HEADER,
     RETRY_AFTER_SECONDS,
@@ -86,6 +87,18 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
     return error_response(ErrorCode.UNAVAILABLE.error({"reason": "storage unavailable"}))
 
 
+# the database down, unreachable, out of connections or locked past its busy timeout: the client may try again
+_DATABASE_UNAVAILABLE = (DatabaseUnavailable, sql.OperationalError, sql.InterfaceError, sql.TimeoutError)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    lost = isinstance(exc, sql.DBAPIError) and exc.connection_invalidated  # the server went away mid-statement
+    if not (lost or isinstance(exc, _DATABASE_UNAVAILABLE)):
+        raise exc  # a bug of ours, not the database's state: a 500
+    log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(ErrorCode.UNAVAILABLE.error({"reason": "database unavailable"}))
+
+
 def _routes(config: Config, auth: Auth) -> list[BaseRoute]:
     routes = api_routes(read_only=config.storage.read_only)
     if auth.token_service is not None:
@@ -134,6 +147,9 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
             HTTPException: _http_error,
             ClientDisconnect: _client_disconnect,
             StorageError: _storage_error,
+            DatabaseUnavailable: _database_error,
+            sql.DBAPIError: _database_error,  # OperationalError and InterfaceError are DBAPIErrors
+            sql.TimeoutError: _database_error,  # no pooled connection free in time
         },
     )
     app.state.gate, app.state.token_service = auth.gate, auth.token_service

@@ -22,9 +22,11 @@ from registry.db.sessions import Reader, Writer
 from registry.db.sqlite import ThreadedReader, WriteThread, sync_engine, take_over_transactions
 
 _T = TypeVar("_T")
+# what reaching PostgreSQL raises when it is down or unreachable: asyncpg's own connect gives plain OSErrors
+_CONNECT_FAILURES = (OSError, TimeoutError)
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 
 def _ensure_sqlite_directory(url: URL) -> None:
@@ -68,6 +70,10 @@ def _async_engine(url: URL, is_sqlite: bool) -> AsyncEngine:
     return engine
 
 
+class DatabaseUnavailable(Exception):
+    """The database could not be reached: a request that needs it is answered 503, not 500."""
+
+
 class Database:
     def __init__(self, url: str) -> None:
         parsed = self._url = _resolve(url)
@@ -97,6 +103,7 @@ class Database:
             yield self._reader
             return
         async with self._sessions() as session:
+            await _connected(session)
             yield session
 
     async def write(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], *, durable: bool = True) -> _T:
@@ -107,6 +114,7 @@ class Database:
         if self._writer is not None:
             return await self._writer.run(work, durable)
         async with self._sessions() as session, session.begin():
+            await _connected(session)
             if not durable:
                 await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             return await work(session)
@@ -124,3 +132,12 @@ class Database:
             await asyncio.to_thread(self._writer.close)
         if self._reader is not None:
             await asyncio.to_thread(self._reader.close)
+
+
+async def _connected(session: AsyncSession) -> None:
+    """``session`` holding its connection: a server that cannot be reached is DatabaseUnavailable (asyncpg raises
+    its socket's OSError unwrapped, which would otherwise be a 500)."""
+    try:
+        await session.connection()
+    except _CONNECT_FAILURES as exc:
+        raise DatabaseUnavailable(f"cannot reach the database: {exc}") from exc
