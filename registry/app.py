@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -88,7 +89,13 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 
 # the database down, unreachable, out of connections or locked past its busy timeout: the client may try again
-_DATABASE_UNAVAILABLE = (DatabaseUnavailable, sql.OperationalError, sql.InterfaceError, sql.TimeoutError)
+_DATABASE_UNAVAILABLE = (
+    DatabaseUnavailable,
+    sql.OperationalError,
+    sql.InterfaceError,
+    sql.TimeoutError,
+    sqlite3.OperationalError,
+)
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
@@ -150,6 +157,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
             DatabaseUnavailable: _database_error,
             sql.DBAPIError: _database_error,  # OperationalError and InterfaceError are DBAPIErrors
             sql.TimeoutError: _database_error,  # no pooled connection free in time
+            sqlite3.OperationalError: _database_error,
         },
     )
     app.state.gate, app.state.token_service = auth.gate, auth.token_service

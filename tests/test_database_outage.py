@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from registry.db import queries
 from tests.api_helpers import assert_error, client_on, digest_of, push_blob
 from tests.conftest import POSTGRES_ADMIN_URL, make_config, postgres_database
 from tests.tcprelay import TcpRelay
 
-pytestmark = pytest.mark.skipif(POSTGRES_ADMIN_URL is None, reason="needs REGISTRY_TEST_POSTGRES")
+needs_postgres = pytest.mark.skipif(POSTGRES_ADMIN_URL is None, reason="needs REGISTRY_TEST_POSTGRES")
 
 
 @pytest.fixture
@@ -45,6 +48,7 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert response.headers["retry-after"].isdigit()
 
 
+@needs_postgres
 async def test_a_database_down_is_503_with_retry_after_and_recovers(client: httpx.AsyncClient, relay: TcpRelay) -> None:
     digest = await push_blob(client, "app", b"layer")
     assert (await client.get("/v2/_catalog")).status_code == 200
@@ -59,3 +63,21 @@ async def test_a_database_down_is_503_with_retry_after_and_recovers(client: http
     assert (await client.head(f"/v2/app/blobs/{digest}")).status_code == 200
     assert await push_blob(client, "app", b"another layer") == digest_of(b"another layer")
     assert (await client.get("/v2/_catalog")).json() == {"repositories": ["app"]}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [sqlite3.OperationalError("disk I/O error"), OperationalError("INSERT", {}, sqlite3.OperationalError("locked"))],
+)
+async def test_sqlite_failing_is_503_and_a_bug_stays_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    async def failing(*args: object) -> list[str]:
+        raise failure
+
+    async with client_on(make_config(tmp_path, "inmemory")) as client:
+        monkeypatch.setattr(queries, "list_repositories", failing)
+        assert_unavailable(await client.get("/v2/_catalog"))
+        failure = IntegrityError("INSERT", {}, sqlite3.IntegrityError("a bug of ours"))
+        with pytest.raises(IntegrityError):  # the test client re-raises what the server answered 500
+            await client.get("/v2/_catalog")
