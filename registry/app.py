@@ -32,6 +32,7 @@ from registry.errors import (
     RegistryError,
     error_response,
 )
+from registry.events.accesslog import log_access
 from registry.events.requests import Observer, RequestObserving
 from registry.forwarded import ForwardedHeaders
 from registry.gc.collector import Collector, collect_until
@@ -165,7 +166,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
     app.add_middleware(ForwardedHeaders, trusted=config.http.trustedproxies)
     app.add_middleware(ResponseHeaders, extra=extra)
-    observers: list[Observer] = []
+    observers: list[Observer] = [] if config.log_accesslog_disabled else [log_access]
     app.state.request_observers = observers  # registry.events.requests.add_observer
     app.add_middleware(RequestObserving, observers=observers)  # outermost: it measures all the rest
     return app

@@ -8,6 +8,7 @@ import asyncio
 import atexit
 import gc
 import logging
+import logging.config
 import os
 import signal
 import sqlite3
@@ -30,6 +31,7 @@ from registry.config import Config, ConfigError, listen_host_port, load_config
 from registry.content import binding, check_command, import_command
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
+from registry.events import logformat
 from registry.gc import command as gc_command
 from registry.gc.policies import Policies
 from registry.protocol import RegistryHttpProtocol
@@ -62,9 +64,13 @@ def _load(path: str | None) -> Config:
     return load_config(path or os.environ.get(CONFIG_ENV) or None)
 
 
-def _setup_logging(config: Config) -> None:
+def _log_config(config: Config) -> dict[str, Any]:
     level = LOG_LEVELS.get(config.log_level, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return logformat.log_config(config.log_formatter, config.log_fields, level)
+
+
+def _setup_logging(config: Config) -> None:
+    logging.config.dictConfig(_log_config(config))
 
 
 async def _migrate(config: Config) -> None:
@@ -128,7 +134,8 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
     options: dict[str, Any] = {
         "loop": "uvloop",
         "http": RegistryHttpProtocol,
-        "access_log": not config.log_accesslog_disabled,
+        "access_log": False,  # the access log is ours (registry.events.accesslog), one line per request
+        "log_config": _log_config(config),  # applied by uvicorn in each worker too
         "log_level": LOG_LEVELS.get(config.log_level, logging.DEBUG),
         "proxy_headers": False,  # forwarded headers are read by registry.forwarded, from http.trustedproxies only
         "server_header": False,

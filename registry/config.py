@@ -24,7 +24,7 @@ from registry.forwarded import TrustedProxies
 SUPPORTED_VERSION = "0.1"
 DRIVERS = ("filesystem", "inmemory", "s3")
 LOG_LEVELS = ("error", "warn", "info", "debug")
-LOG_FORMATTERS = ("text", "json", "logstash")
+LOG_FORMATTERS = ("text", "logfmt", "json", "logstash")  # logfmt: ours; the others distribution's
 DEFAULT_ADDR = "127.0.0.1:5000"
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")  # uvicorn's forwarded_allow_ips default: a proxy on this host
 FILESYSTEM_DEFAULT_ROOT = "/var/lib/registry"  # distribution's filesystem driver default

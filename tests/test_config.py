@@ -273,7 +273,7 @@ def test_ignored_sections_nested_and_unknown(tmp_path: Path) -> None:
         (MINIMAL + "http: abc\n", "http", "expected a mapping"),
         (MINIMAL + "log:\n  level: verbose\n", "log.level", "error, warn, info, debug"),
         (MINIMAL + "loglevel: trace\n", "loglevel", ""),
-        (MINIMAL + "log:\n  formatter: xml\n", "log.formatter", "text, json, logstash"),
+        (MINIMAL + "log:\n  formatter: xml\n", "log.formatter", "text, logfmt, json, logstash"),
         (MINIMAL.replace("0.1", "0.2"), "version", "'0.2'"),
         (MINIMAL.replace("version: 0.1\n", ""), "version", "missing"),
         (MINIMAL + "auth:\n  htpasswd: {}\n  token: {}\n", "auth", "exactly one provider"),

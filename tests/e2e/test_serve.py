@@ -181,7 +181,8 @@ def test_forwarded_headers_are_followed_only_from_trusted_proxies(
 
     def logged() -> bool:
         lines = server.log_path.read_text().splitlines()
-        return any(f"{client}:" in line and "/v2/e2e/forwarded/" in line for line in lines)
+        field = f"http.request.remoteaddr={client}"
+        return any(field in line.split() and "/v2/e2e/forwarded/" in line for line in lines)
 
     wait_until(logged, what=f"an access log line from {client}", daemon=server.daemon, timeout=10)
 
