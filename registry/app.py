@@ -33,7 +33,11 @@ from registry.errors import (
     error_response,
 )
 from registry.events.accesslog import log_access
+from registry.events.debug import worker_directory
+from registry.events.health import HealthGate, add_checks, configured
+from registry.events.metrics import database_observer, observe_gc, observe_request
 from registry.events.requests import Observer, RequestObserving
+from registry.events.storage_metrics import measured
 from registry.forwarded import ForwardedHeaders
 from registry.gc.collector import Collector, collect_until
 from registry.gc.policies import Policies
@@ -120,11 +124,14 @@ def _routes(config: Config, auth: Auth) -> list[BaseRoute]:
 def create_app(config: Config, *, backend: StorageBackend | None = None, database: Database | None = None) -> Starlette:
     auth = build_auth(config)
     policies = Policies.from_config(config)  # a mistake in retention or immutable stops the start
+    measuring, health = config.http.debug.metrics, configured(config, worker_directory())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = backend or create_backend(config.storage.driver, config.storage.params)
         db = database or Database(config.database_url)
+        if measuring:  # registry.events.metrics
+            store, db.observer = measured(store), database_observer()
         gc = config.storage.gc
         blobs = BlobStore(store, db, gc)
         uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc, policies)
@@ -135,6 +142,10 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         tasks = [purge_until(stop, uploads, purging)] if purging.get("enabled") and writable else []
         tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
         tasks += [retention_until(stop, db, policies)] if policies.deletes_tags and writable else []
+        collector.observers += [observe_gc] if measuring else []
+        if health is not None:  # registry.events.health
+            add_checks(health, config, store, db)
+            tasks.append(health.run_until(stop))
         running = [asyncio.create_task(task) for task in tasks]
         try:
             yield
@@ -163,10 +174,14 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     )
     app.state.gate, app.state.token_service = auth.gate, auth.token_service
     app.router.redirect_slashes = False  # an unknown path is a 404, never a redirect to a route (distribution)
+    app.state.health = health  # registry.events.health: None when no check is enabled
+    if health is not None:
+        app.add_middleware(HealthGate, health=health)  # while a check fails, every request is a 503
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
     app.add_middleware(ForwardedHeaders, trusted=config.http.trustedproxies)
     app.add_middleware(ResponseHeaders, extra=extra)
     observers: list[Observer] = [] if config.log_accesslog_disabled else [log_access]
     app.state.request_observers = observers  # registry.events.requests.add_observer
+    observers += [observe_request] if measuring else []
     app.add_middleware(RequestObserving, observers=observers)  # outermost: it measures all the rest
     return app

@@ -32,6 +32,7 @@ from registry.content import binding, check_command, import_command
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
 from registry.events import logformat
+from registry.events.debug import DebugServer
 from registry.gc import command as gc_command
 from registry.gc.policies import Policies
 from registry.protocol import RegistryHttpProtocol
@@ -218,6 +219,17 @@ def serve(config_path: str | None, workers: int | None) -> None:
     where = options.get("uds") or f"{options.get('host')}:{options.get('port')}"
     log.info("registry %s on %s, storage %s, %d worker(s)", __version__, where, config.storage.driver, count)
     _start_collecting()
+    debug = DebugServer(config, count) if config.http.debug.addr else None  # before the workers: they inherit its env
+    if debug is not None:
+        debug.start()
+    try:
+        _run(config, config_path, count, options)
+    finally:
+        if debug is not None:
+            debug.stop()
+
+
+def _run(config: Config, config_path: str | None, count: int, options: dict[str, Any]) -> None:
     if count > 1:
         if config_path:
             os.environ[CONFIG_ENV] = os.path.abspath(config_path)

@@ -66,6 +66,36 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class DebugConfig:
+    """``http.debug``: distribution's debug server on ``addr`` (none when None), with ``/debug/health`` and, when
+    ``prometheus``, the metrics at ``path`` (``registry.events.debug``)."""
+
+    addr: str | None = None
+    prometheus: bool = False
+    path: str = "/metrics"
+
+    @property
+    def metrics(self) -> bool:
+        return self.addr is not None and self.prometheus
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """A periodic health check (``health.storagedriver``; ours: ``health.database``), every ``interval`` seconds;
+    failing after ``threshold`` failures in a row (0: the first one), as distribution."""
+
+    enabled: bool = False
+    interval: float = 10.0
+    threshold: int = 0
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    storagedriver: CheckConfig = CheckConfig()
+    database: CheckConfig = CheckConfig()
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     addr: str
     host: str | None
@@ -77,6 +107,7 @@ class HttpConfig:
     net: str = "tcp"
     draintimeout: float | None = None
     trustedproxies: TrustedProxies = TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES)
+    debug: DebugConfig = DebugConfig()
 
 
 @dataclass(frozen=True)
@@ -94,6 +125,7 @@ class Config:
     raw: dict[str, Any]
     log_fields: dict[str, Any] = field(default_factory=dict)
     ignored_env: tuple[str, ...] = ()
+    health: HealthConfig = HealthConfig()
 
 
 def load_config(path: str | None, environ: Mapping[str, str] | None = None) -> Config:
@@ -279,6 +311,7 @@ def _build(raw: dict[str, Any], ignored_env: tuple[str, ...]) -> Config:
         raw=raw,
         log_fields=_mapping(raw, "log.fields") or {},
         ignored_env=ignored_env,
+        health=HealthConfig(_check(raw, "health.storagedriver"), _check(raw, "health.database")),
     )
 
 
@@ -385,7 +418,29 @@ def _http_config(raw: dict[str, Any]) -> HttpConfig:
         net=net,
         draintimeout=_duration(raw, "http.draintimeout", None),
         trustedproxies=_trusted_proxies(raw),
+        debug=_debug(raw),
     )
+
+
+def _debug(raw: dict[str, Any]) -> DebugConfig:
+    addr = _opt_str(raw, "http.debug.addr") or None
+    if addr is not None:
+        try:
+            listen_host_port(addr)
+        except ConfigError as exc:
+            raise ConfigError("http.debug.addr", exc.message) from None
+    path = _str(raw, "http.debug.prometheus.path", "/metrics")
+    if not path.startswith("/") or re.search(r"[\s?#]", path) or path.rstrip("/") in ("", "/debug/health"):
+        raise ConfigError("http.debug.prometheus.path", f"expected a URL path like /metrics, got {path!r}")
+    return DebugConfig(addr, _typed(raw, "http.debug.prometheus.enabled", False), path)
+
+
+def _check(raw: dict[str, Any], key: str) -> CheckConfig:
+    threshold = _typed(raw, f"{key}.threshold", 0)
+    if threshold < 0:
+        raise ConfigError(f"{key}.threshold", f"must not be negative, got {threshold}")
+    interval = _duration(raw, f"{key}.interval", "10s") or CheckConfig.interval  # 0: the default, as distribution
+    return CheckConfig(_typed(raw, f"{key}.enabled", False), interval, threshold)
 
 
 def _trusted_proxies(raw: dict[str, Any]) -> TrustedProxies:

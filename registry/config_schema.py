@@ -17,7 +17,7 @@ NON_DRIVER_KEYS = frozenset({"delete", "redirect", "cache", "maintenance", "tag"
 # Schema kinds: a dict is a section; OPEN is a free-form mapping we use; IGNORED one we do not implement yet.
 OPEN = "open"
 IGNORED = "ignored"
-UNIMPLEMENTED: tuple[str, ...] = ("redis", "notifications", "health", "proxy", "reporting", "middleware")
+UNIMPLEMENTED: tuple[str, ...] = ("redis", "notifications", "proxy", "reporting", "middleware")
 UNIMPLEMENTED += ("validation", "compatibility", "catalog", "policy")
 STORAGE_SCHEMA: dict[str, object] = {
     "delete": {"enabled": "bool"},
@@ -37,6 +37,13 @@ HTTP_SCHEMA: dict[str, object] = {
     **dict.fromkeys(("addr", "net", "host", "prefix", "secret"), "str"),
     **{"relativeurls": "bool", "draintimeout": "duration", "workers": "int", "tls": OPEN, "headers": OPEN},
     "trustedproxies": "list",
+    "debug": {"addr": "str", "prometheus": {"enabled": "bool", "path": "str"}},  # registry.events.debug
+}
+CHECK_SCHEMA: dict[str, object] = {"enabled": "bool", "interval": "duration", "threshold": "int"}
+HEALTH_SCHEMA: dict[str, object] = {  # registry.events.health; database is ours
+    "storagedriver": CHECK_SCHEMA,
+    "database": CHECK_SCHEMA,
+    **dict.fromkeys(("file", "http", "tcp"), IGNORED),
 }
 SCHEMA: dict[str, object] = {
     "version": "str",
@@ -49,6 +56,7 @@ SCHEMA: dict[str, object] = {
     # ours: tag retention and immutable tags (registry.gc.policies reads and checks them)
     "retention": {"dryrun": "bool", "interval": "duration", "policies": "list"},
     "immutable": "list",
+    "health": HEALTH_SCHEMA,
     **dict.fromkeys(UNIMPLEMENTED, IGNORED),
 }
 

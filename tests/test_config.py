@@ -6,8 +6,10 @@ from typing import Any
 import pytest
 
 from registry.config import (
+    CheckConfig,
     Config,
     ConfigError,
+    DebugConfig,
     default_config,
     listen_host_port,
     load_config,
@@ -74,7 +76,8 @@ def test_image_config_loads(tmp_path: Path) -> None:
     assert config.database_url == "sqlite+aiosqlite:////var/lib/registry/registry.db"
     assert config.workers == 1
     assert config.auth is None
-    assert config.ignored_sections == ("storage.cache", "health")
+    assert config.ignored_sections == ("storage.cache",)
+    assert config.health.storagedriver == CheckConfig(enabled=True, interval=10.0, threshold=3)
     assert config.ignored_env == ()
 
 
@@ -84,7 +87,7 @@ def test_distribution_example_config_loads(tmp_path: Path) -> None:
     )
     config = load(tmp_path, text)
     assert config.auth == {"htpasswd": {"realm": "basic-realm", "path": "/etc/registry"}}
-    assert config.ignored_sections == ("storage.cache", "storage.tag", "health")
+    assert config.ignored_sections == ("storage.cache", "storage.tag")
 
 
 def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,10 +223,10 @@ def test_ignored_sections_nested_and_unknown(tmp_path: Path) -> None:
     )
     config = load(tmp_path, text)
     assert config.storage.read_only is True
+    assert config.http.debug == DebugConfig(addr="localhost:5001")
     assert config.ignored_sections == (
         "log.hooks",
         "log.reportcaller",
-        "http.debug",
         "http.http2",
         "notifications",
         "proxy",
@@ -465,3 +468,43 @@ def test_listen_host_port_rejects(addr: str) -> None:
 def test_database_url_gets_an_async_driver(tmp_path: Path, given: str, used: str) -> None:
     config = load(tmp_path, MINIMAL + f"database:\n  url: {given}\n")
     assert config.database_url == used
+
+
+def test_debug_and_health_sections(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "http:\n  debug:\n    addr: 127.0.0.1:5001\n    prometheus:\n      enabled: true\n      path: /prom\n"
+        "health:\n  storagedriver:\n    enabled: true\n    interval: 2s\n  database:\n    enabled: true\n"
+        "    threshold: 2\n  file:\n    - file: /srv/out-of-rotation\n"
+    )
+    config = load(tmp_path, text, {"REGISTRY_HEALTH_STORAGEDRIVER_THRESHOLD": "5"})
+    assert config.http.debug == DebugConfig(addr="127.0.0.1:5001", prometheus=True, path="/prom")
+    assert config.http.debug.metrics
+    assert config.health.storagedriver == CheckConfig(enabled=True, interval=2.0, threshold=5)
+    assert config.health.database == CheckConfig(enabled=True, interval=10.0, threshold=2)
+    assert config.ignored_sections == ("health.file",)
+
+
+def test_debug_and_health_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + "http:\n  debug:\n    prometheus:\n      enabled: true\n")
+    assert config.http.debug == DebugConfig(addr=None, prometheus=True, path="/metrics")
+    assert not config.http.debug.metrics, "no debug server, no metrics (as distribution)"
+    assert config.health.storagedriver == config.health.database == CheckConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ("http:\n  debug:\n    addr: 5001\n", "http.debug.addr", "host:port"),
+        ("http:\n  debug:\n    prometheus:\n      path: metrics\n", "http.debug.prometheus.path", "/metrics"),
+        ("http:\n  debug:\n    prometheus:\n      path: /debug/health\n", "http.debug.prometheus.path", ""),
+        ("http:\n  debug:\n    prometheus:\n      enabled: sure\n", "http.debug.prometheus.enabled", "true"),
+        ("health:\n  storagedriver:\n    threshold: -1\n", "health.storagedriver.threshold", "negative"),
+        ("health:\n  database:\n    interval: soon\n", "health.database.interval", "duration"),
+        ("health:\n  storagedriver:\n    enabled: 1\n", "health.storagedriver.enabled", "true or false"),
+    ],
+)
+def test_debug_and_health_mistakes(tmp_path: Path, text: str, key: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, MINIMAL + text)
+    assert caught.value.key == key
+    assert fragment in caught.value.message

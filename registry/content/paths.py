@@ -3,6 +3,7 @@
     docker/registry/v2/
     ├── blobs/<algorithm>/<first two hex digits>/<encoded>/data     content-addressed blobs, stored once per digest
     ├── uploads/<uuid>/data                                          an upload session's bytes until it completes
+    ├── _health/probe                                                the storage health check's write (ours)
     └── repositories/<name>/                                         distribution's metadata (we only read it)
         ├── _layers/<algorithm>/<encoded>/link                       a blob the repository may see
         └── _manifests/
@@ -55,6 +56,11 @@ def upload_dir(upload_id: str) -> str:
 
 def upload_data_path(upload_id: str) -> str:
     return f"{upload_dir(upload_id)}/data"
+
+
+def health_probe_path() -> str:
+    """What ``health.storagedriver`` writes each interval: a storage that takes this write takes a push."""
+    return f"{ROOT}/_health/probe"
 
 
 # distribution's repository tree (read-only for us)

@@ -9,8 +9,9 @@ import asyncio
 import atexit
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,6 +83,7 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._reader: ThreadedReader | None = None
         self._writer: WriteThread | None = None
+        self.observer: Callable[[str, float], None] | None = None  # each transaction's kind and seconds (metrics)
         if self.sqlite_path is not None:
             self._reader = ThreadedReader(sync_engine(parsed, writes=False), self.sqlite_path)
             self._writer = WriteThread(sync_engine(parsed, writes=True))
@@ -97,8 +99,20 @@ class Database:
             self._engine = _async_engine(self._url, self.is_sqlite)
         return self._engine
 
+    def read(self) -> AbstractAsyncContextManager[Reader]:
+        return self._read() if self.observer is None else self._observed_read(self.observer)
+
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Reader]:
+    async def _observed_read(self, observer: Callable[[str, float], None]) -> AsyncIterator[Reader]:
+        started = time.perf_counter()
+        try:
+            async with self._read() as reader:
+                yield reader
+        finally:
+            observer("read", time.perf_counter() - started)
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Reader]:
         if self._reader is not None:
             yield self._reader
             return
@@ -111,6 +125,15 @@ class Database:
         awaits nothing but its statements. ``durable=False`` for a transaction whose loss after a power cut costs
         nothing acknowledged: its commit returns before it is flushed to disk, and the next durable commit flushes
         it too (SQLite: see ``WriteThread``; PostgreSQL: ``synchronous_commit``, the same promise)."""
+        if self.observer is None:
+            return await self._write(work, durable)
+        started = time.perf_counter()
+        try:
+            return await self._write(work, durable)
+        finally:
+            self.observer("write", time.perf_counter() - started)
+
+    async def _write(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
         if self._writer is not None:
             return await self._writer.run(work, durable)
         async with self._sessions() as session, session.begin():

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class Report:
     blobs: list[tuple[str, int]] = field(default_factory=list)  # (digest, size)
     links_removed: int = 0
     reviews: int = 0
+    manifest_reviews: int = 0  # of ``reviews``
 
     @property
     def bytes_freed(self) -> int:
@@ -79,16 +81,19 @@ class Collector:
         self.untagged_after = untagged_after or self.policies.untagged_after
         self.offline = offline  # distribution's garbage-collect: no server runs, so no lease protects a blob
         self.pause: Callable[[str], Awaitable[None]] = _no_pause  # tests stop here to interleave a push
+        self.observers: list[Callable[[Report, float], None]] = []  # each run's report and seconds (metrics)
 
     async def run_once(self, *, dry_run: bool = False, queue_everything: bool = False) -> Report:
         """Every review due now, and those its deletions make due, until none is left; a dry run with
         ``queue_everything`` queues inside its rolled-back transaction too."""
         if dry_run:
             return await self._dry_run(queue_everything)
-        report = Report()
+        report, started = Report(), time.perf_counter()
         await self.finish_stale_deletions()
         while await self._manifest_batch(report) + await self._blob_batch(report):
             pass
+        for observer in self.observers:
+            observer(report, time.perf_counter() - started)
         return report
 
     def _per_transaction(self) -> int:
@@ -129,6 +134,7 @@ class Collector:
             session, manifest_id, token, utcnow(), self.untagged_after, self.policies.collect_referrers
         )
         report.reviews += 1
+        report.manifest_reviews += 1
         if verdict.deleted:
             report.manifests.append((verdict.repository, verdict.digest))
         return False  # no bytes to delete: a manifest lives in SQL

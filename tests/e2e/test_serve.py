@@ -23,9 +23,9 @@ SESSIONS = 16
 REQUEST_TIMEOUT = 30.0
 EXIT_TIMEOUT = 10.0
 UNIMPLEMENTED_SECTIONS = {
-    "redis": {"addr": "127.0.0.1:6379", "db": 0},
     "notifications": {"endpoints": [{"name": "e2e", "url": "http://127.0.0.1:9/events", "timeout": "1s"}]},
-    "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+    "redis": {"addr": "127.0.0.1:6379", "db": 0},
+    "validation": {"disabled": True},
 }
 
 
