@@ -1,4 +1,4 @@
--- written by `python -m registry.db.migrate` from the migrations up to 0005: do not edit
+-- written by `python -m registry.db.migrate` from the migrations up to 0006: do not edit
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -118,4 +118,15 @@ CREATE TABLE storage_binding (
 	imported_at DATETIME, 
 	CONSTRAINT pk_storage_binding PRIMARY KEY (id)
 );
-INSERT INTO alembic_version (version_num) VALUES ('0005');
+CREATE TABLE event_outbox (
+	id INTEGER NOT NULL, 
+	endpoint VARCHAR(255) NOT NULL, 
+	payload TEXT NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	due_at DATETIME NOT NULL, 
+	attempts INTEGER DEFAULT '0' NOT NULL, 
+	claimed_by VARCHAR(36), 
+	CONSTRAINT pk_event_outbox PRIMARY KEY (id)
+);
+CREATE INDEX ix_event_outbox_endpoint_due_at ON event_outbox (endpoint, due_at);
+INSERT INTO alembic_version (version_num) VALUES ('0006');

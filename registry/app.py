@@ -34,9 +34,12 @@ from registry.errors import (
 )
 from registry.events.accesslog import log_access
 from registry.events.debug import worker_directory
+from registry.events.delivery import deliver_until
+from registry.events.endpoints import Notifications
 from registry.events.health import HealthGate, add_checks, configured
 from registry.events.metrics import database_observer, observe_gc, observe_request
 from registry.events.requests import Observer, RequestObserving
+from registry.events.sink import EventSink, RequestScopes, source_of
 from registry.events.storage_metrics import measured
 from registry.forwarded import ForwardedHeaders
 from registry.gc.collector import Collector, collect_until
@@ -125,6 +128,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     auth = build_auth(config)
     policies = Policies.from_config(config)  # a mistake in retention or immutable stops the start
     measuring, health = config.http.debug.metrics, configured(config, worker_directory())
+    notifications = Notifications.from_config(config)  # and one in notifications
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -133,10 +137,11 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         if measuring:  # registry.events.metrics
             store, db.observer = measured(store), database_observer()
         gc = config.storage.gc
-        blobs = BlobStore(store, db, gc)
-        uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc, policies)
+        events = EventSink(notifications, source_of(config.http), config.http)
+        blobs = BlobStore(store, db, gc, events)
+        uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc, policies, events)
         app.state.services = Services(config, db, store, blobs, uploads, manifests, TagLists(db))
-        app.state.collector = collector = Collector(db, store, gc, policies)
+        app.state.collector = collector = Collector(db, store, gc, policies, events=events)
         purging, stop = config.storage.upload_purging, asyncio.Event()
         writable = not config.storage.read_only
         tasks = [purge_until(stop, uploads, purging)] if purging.get("enabled") and writable else []
@@ -146,6 +151,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         if health is not None:  # registry.events.health
             add_checks(health, config, store, db)
             tasks.append(health.run_until(stop))
+        tasks += [deliver_until(stop, db, events)] if events.enabled else []
         running = [asyncio.create_task(task) for task in tasks]
         try:
             yield
@@ -178,6 +184,8 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     if health is not None:
         app.add_middleware(HealthGate, health=health)  # while a check fails, every request is a 503
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
+    if notifications.endpoints:
+        app.add_middleware(RequestScopes)  # the request an event reports (registry.events.sink)
     app.add_middleware(ForwardedHeaders, trusted=config.http.trustedproxies)
     app.add_middleware(ResponseHeaders, extra=extra)
     observers: list[Observer] = [] if config.log_accesslog_disabled else [log_access]

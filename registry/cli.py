@@ -33,6 +33,7 @@ from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
 from registry.events import logformat
 from registry.events.debug import DebugServer
+from registry.events.endpoints import Notifications
 from registry.gc import command as gc_command
 from registry.gc.policies import Policies
 from registry.protocol import RegistryHttpProtocol
@@ -208,6 +209,7 @@ def serve(config_path: str | None, workers: int | None) -> None:
     config = _load(config_path)
     build_auth(config)  # every auth file is read (and the token key made) once, before any worker starts
     Policies.from_config(config)  # a retention or immutable rule in error stops here, not in each worker
+    Notifications.from_config(config)  # so does a notification endpoint in error
     _check_storage(config)
     _setup_logging(config)
     for section in config.ignored_sections:

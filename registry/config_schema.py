@@ -17,7 +17,7 @@ NON_DRIVER_KEYS = frozenset({"delete", "redirect", "cache", "maintenance", "tag"
 # Schema kinds: a dict is a section; OPEN is a free-form mapping we use; IGNORED one we do not implement yet.
 OPEN = "open"
 IGNORED = "ignored"
-UNIMPLEMENTED: tuple[str, ...] = ("redis", "notifications", "proxy", "reporting", "middleware")
+UNIMPLEMENTED: tuple[str, ...] = ("redis", "proxy", "reporting", "middleware")
 UNIMPLEMENTED += ("validation", "compatibility", "catalog", "policy")
 STORAGE_SCHEMA: dict[str, object] = {
     "delete": {"enabled": "bool"},
@@ -57,6 +57,7 @@ SCHEMA: dict[str, object] = {
     "retention": {"dryrun": "bool", "interval": "duration", "policies": "list"},
     "immutable": "list",
     "health": HEALTH_SCHEMA,
+    "notifications": {"events": {"includereferences": "bool"}, "endpoints": "list"},  # registry.events.endpoints
     **dict.fromkeys(UNIMPLEMENTED, IGNORED),
 }
 

@@ -18,6 +18,7 @@ from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.digests import Digest
 from registry.errors import ErrorCode
+from registry.events.sink import EventSink, disabled
 from registry.gc.deletion import TOMBSTONE_POLL, TOMBSTONE_STALE, finish_deletion
 from storage_backends import LocalFiles, PathNotFound, StorageBackend
 
@@ -27,10 +28,13 @@ log = logging.getLogger("registry.gc")
 
 
 class BlobStore:
-    def __init__(self, backend: StorageBackend, db: Database, gc: GcConfig | None = None) -> None:
+    def __init__(
+        self, backend: StorageBackend, db: Database, gc: GcConfig | None = None, events: EventSink | None = None
+    ) -> None:
         self.backend = backend
         self.db = db
         self.gc = gc or GcConfig()
+        self.events = events or disabled()  # uploads report through it too
         # a digest's bytes never change, so small ones (configs, tiny layers, signatures) are kept in memory; whether
         # a repository may see them is still asked of SQL on every request, so no replica serves what was deleted
         self._small: OrderedDict[Digest, bytes] = OrderedDict()
@@ -70,8 +74,12 @@ class BlobStore:
             return None
         return await self.backend.redirect_url(paths.blob_path(digest), method)
 
-    async def mount(self, repo: str, digest: Digest, sources: Collection[str] | None) -> int | None:
-        """Link a blob that one of ``sources`` (None: any repository) has into ``repo``; its size, or None."""
+    async def mount(
+        self, repo: str, digest: Digest, sources: Collection[str] | None, origin: str | None = None
+    ) -> int | None:
+        """Link a blob that one of ``sources`` (None: any repository) has into ``repo``; its size, or None.
+        ``origin``: the repository the client named (``from``), for the mount's event."""
+        mounted = self.events.blob_mounting(repo, str(digest), origin)
 
         async def link(session: Writer) -> int | None:
             repo_id = await queries.ensure_repository(session, repo)  # lock order: the repository, then the blob
@@ -79,6 +87,7 @@ class BlobStore:
             if size is None or not await reviews.renew_lease(session, str(digest), self._lease_end()):
                 return None  # not there, or its row was collected meanwhile: the client uploads it
             await queries.link_blob(session, repo_id, str(digest))
+            await self.events.record(session, mounted(size))
             return size
 
         return await self.db.write(link)
@@ -112,7 +121,13 @@ class BlobStore:
     def _lease_end(self) -> datetime:
         return utcnow() + timedelta(seconds=self.gc.lease)
 
+    def pulled(self, repo: str, digest: Digest, size: int) -> None:
+        """Report a blob served (a GET): buffered, never waited for."""
+        self.events.pulled_blob(repo, str(digest), size)
+
     async def unlink(self, repo: str, digest: Digest) -> None:
+        deleted = self.events.deleted(repo, digest=str(digest))
+
         async def unlink(session: Writer) -> bool:
             repo_id = await queries.repository_id(session, repo, lock=True)
             if repo_id is None or not await queries.unlink_blob(session, repo_id, str(digest)):
@@ -120,6 +135,7 @@ class BlobStore:
             now = utcnow()
             review = now + timedelta(seconds=self.gc.delay)
             await reviews.queue_blobs(session, [str(digest)], "unlinked", review, now)
+            await self.events.record(session, deleted)
             return True
 
         if not await self.db.write(unlink):

@@ -17,6 +17,7 @@ from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.digests import Digest, looks_like_digest
 from registry.errors import ErrorCode
+from registry.events.sink import EventSink, disabled
 from registry.gc import immutable
 from registry.gc.policies import Policies
 from registry.manifests import Descriptor, ParsedManifest, parse_manifest
@@ -45,12 +46,18 @@ class StoredManifest:
 
 class ManifestStore:
     def __init__(
-        self, db: Database, blobs: BlobStore, gc: GcConfig | None = None, policies: Policies | None = None
+        self,
+        db: Database,
+        blobs: BlobStore,
+        gc: GcConfig | None = None,
+        policies: Policies | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.gc = gc or GcConfig()
         self.policies = policies or Policies()  # immutable tags: checked under the repository's lock, as tags change
+        self.events = events or disabled()
 
     async def put(
         self, repo: str, reference: str, body: bytes, content_type: str | None, tags: Sequence[str] = ()
@@ -63,6 +70,7 @@ class ManifestStore:
         uses_empty = any(d.digest == EMPTY_DIGEST and d.size == len(EMPTY_JSON) for d in parsed.blob_references)
         if uses_empty:  # clients may name the empty JSON without uploading it: its bytes are known
             await self.blobs.put_small(EMPTY_JSON)
+        pushed = self.events.manifest_pushed(repo, parsed, digest, names)
 
         async def store(session: Writer) -> None:  # nothing of a refused manifest stays: the transaction rolls back
             repo_id = await queries.ensure_repository(session, repo)
@@ -83,6 +91,7 @@ class ManifestStore:
             ]
             if moved:  # what the tags pointed at before: the collector reviews it
                 await reviews.queue_manifests(session, moved, "tag_moved")
+            await self.events.record(session, pushed)
 
         await self.db.write(store)
         return digest, parsed
@@ -99,9 +108,15 @@ class ManifestStore:
             raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})
         return StoredManifest(row.id, row.digest, row.media_type, row.size, row.payload)
 
+    def pulled(self, repo: str, reference: str, manifest: StoredManifest) -> None:
+        """Report a manifest served (a GET, not a HEAD): buffered, never waited for."""
+        tag = None if looks_like_digest(reference) else reference
+        self.events.pulled_manifest(repo, manifest.digest, manifest.media_type, manifest.payload, tag)
+
     async def delete(self, repo: str, reference: str) -> None:
         is_digest = looks_like_digest(reference)
         target = str(Digest.parse(reference)) if is_digest else check_tag(reference)
+        deleted = self.events.deleted(repo, digest=target) if is_digest else self.events.deleted(repo, tag=target)
 
         async def delete(session: Writer) -> bool:
             repo_id = await queries.repository_id(session, repo, lock=True)
@@ -110,8 +125,12 @@ class ManifestStore:
             check = immutable.check_manifest_delete if is_digest else immutable.check_tag_delete
             await check(session, self.policies, repo, repo_id, target)
             if is_digest:
-                return await self._delete_manifest(session, repo_id, target)
-            return await queries.untag(session, repo_id, target, "tag_deleted")
+                done = await self._delete_manifest(session, repo_id, target)
+            else:
+                done = await queries.untag(session, repo_id, target, "tag_deleted")
+            if done:
+                await self.events.record(session, deleted)
+            return done
 
         if not await self.db.write(delete):
             raise ErrorCode.MANIFEST_UNKNOWN.error({"reference": reference})

@@ -22,6 +22,7 @@ from registry.content.blobs import BlobStore, is_stored
 from registry.db import queries
 from registry.db.engine import Database
 from registry.db.models import utcnow
+from registry.db.sessions import Writer
 from registry.digests import Digest
 from registry.errors import ErrorCode
 from storage_backends import FileWriter, PathNotFound, StorageBackend
@@ -283,8 +284,16 @@ class UploadStore:
             await self.backend.move(source, dest)
         now = utcnow()
         review = now + timedelta(seconds=self.blobs.gc.delay)
-        published = await self.db.write(lambda s: queries.publish_upload(s, upload_id, repo, str(digest), review, now))
-        if not published:  # the lease ran out and a collector took the blob meanwhile: the client uploads again
+        events = self.blobs.events
+        pushed = events.blob_pushed(repo, str(digest), size)
+
+        async def publish(session: Writer) -> bool:
+            published = await queries.publish_upload(session, upload_id, repo, str(digest), review, now)
+            if published:
+                await events.record(session, pushed)
+            return published
+
+        if not await self.db.write(publish):  # the lease ran out, a collector took the blob: the client uploads again
             raise ErrorCode.BLOB_UPLOAD_INVALID.error({"reason": "the blob was collected while it was published"})
         await self._remove_data(upload_id)
 

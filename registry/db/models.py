@@ -10,6 +10,7 @@ find what nothing references with a query.
     uploads (by repository name)                                (sessions; their bytes live in storage)
     gc_blob_reviews, gc_manifest_reviews, gc_blob_deletions     (the collector's queues and tombstones: registry.gc)
     storage_binding                                             (the storage the database indexes: one row)
+    event_outbox                                                (notifications to deliver, one row per endpoint)
 """
 
 from __future__ import annotations
@@ -181,4 +182,20 @@ storage_binding = Table(
     Column("rootdirectory", String(4096), nullable=False),
     _timestamp("created_at"),
     Column("imported_at", DateTime(timezone=True)),
+)
+
+# Notifications waiting for delivery (registry.events): one row per event and endpoint, written in the transaction
+# of the change it reports. A delivery worker claims due rows (``claimed_by``, until ``due_at`` again), posts them
+# and deletes them once the endpoint accepted them; a failure hands them back due later (``attempts`` more).
+event_outbox = Table(
+    "event_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("endpoint", String(255), nullable=False),
+    Column("payload", Text, nullable=False),  # the event as JSON (distribution's envelope holds a list of them)
+    _timestamp("created_at"),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("claimed_by", String(36)),
+    Index("ix_event_outbox_endpoint_due_at", "endpoint", "due_at"),
 )

@@ -25,6 +25,7 @@ from registry.db import reviews
 from registry.db.engine import Database
 from registry.db.models import utcnow
 from registry.db.sessions import Writer
+from registry.events.sink import EventSink, disabled
 from registry.gc.deletion import TOMBSTONE_STALE, finish_deletion
 from registry.gc.policies import Policies
 from storage_backends import StorageBackend
@@ -73,6 +74,7 @@ class Collector:
         *,
         untagged_after: Callable[[str], float | None] | None = None,
         offline: bool = False,
+        events: EventSink | None = None,
     ) -> None:
         self.db = db
         self.backend = backend
@@ -80,6 +82,7 @@ class Collector:
         self.policies = policies or Policies(default_untagged=gc.untagged)
         self.untagged_after = untagged_after or self.policies.untagged_after
         self.offline = offline  # distribution's garbage-collect: no server runs, so no lease protects a blob
+        self.events = events or disabled()  # a delete event per manifest collected, in the deleting transaction
         self.pause: Callable[[str], Awaitable[None]] = _no_pause  # tests stop here to interleave a push
         self.observers: list[Callable[[Report, float], None]] = []  # each run's report and seconds (metrics)
 
@@ -137,6 +140,7 @@ class Collector:
         report.manifest_reviews += 1
         if verdict.deleted:
             report.manifests.append((verdict.repository, verdict.digest))
+            await self.events.record(session, self.events.deleted(verdict.repository, digest=verdict.digest))
         return False  # no bytes to delete: a manifest lives in SQL
 
     async def _review_blob(self, session: Writer, digest: str, token: str, report: Report) -> bool:

@@ -64,8 +64,11 @@ async def get_blob(request: Request) -> Response:
     if not services(request).config.storage.redirect_disabled:
         url = await blobs.redirect_url(digest, request.method)
         if url is not None:
+            blobs.pulled(name, digest, size)
             return RedirectResponse(url, status_code=307, headers=headers)
     byte_range = parse_range(request.headers["range"], size) if "range" in request.headers else None
+    if byte_range is None or byte_range[0] == 0:  # a download's later ranges are the same pull
+        blobs.pulled(name, digest, size)
     if byte_range is None and size <= SMALL_BLOB:
         return Response(await blobs.read_small(digest), headers=headers, media_type="application/octet-stream")
     start, end = byte_range or (0, size - 1)

@@ -80,6 +80,7 @@ async def get_manifest(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
         return empty(200, {**headers, "Content-Length": str(manifest.size)})
+    services(request).manifests.pulled(name, reference, manifest)
     return Response(manifest.payload, headers=headers, media_type=manifest.media_type)
 
 

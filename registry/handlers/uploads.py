@@ -58,7 +58,7 @@ async def _mount(request: Request, name: str, digest: Digest, source: str | None
     if source is not None and not grants.allows(Access(REPOSITORY, source, PULL)):
         return False
     sources = grants.names_with(PULL) if source is None else frozenset({source})
-    return await services(request).blobs.mount(name, digest, sources) is not None
+    return await services(request).blobs.mount(name, digest, sources, source) is not None
 
 
 def _mountable(value: str | None) -> Digest | None:

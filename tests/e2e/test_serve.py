@@ -23,7 +23,6 @@ SESSIONS = 16
 REQUEST_TIMEOUT = 30.0
 EXIT_TIMEOUT = 10.0
 UNIMPLEMENTED_SECTIONS = {
-    "notifications": {"endpoints": [{"name": "e2e", "url": "http://127.0.0.1:9/events", "timeout": "1s"}]},
     "redis": {"addr": "127.0.0.1:6379", "db": 0},
     "validation": {"disabled": True},
 }
