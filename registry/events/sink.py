@@ -42,6 +42,7 @@ Pending = Sequence[dict[str, Any]]  # outbox rows, one per event and endpoint th
 NOTHING: Pending = ()
 FLUSH_INTERVAL = 0.2
 MAX_BUFFERED_PULLS = 10_000
+MAX_KEPT_PATHS = 10_000
 _scope: ContextVar[Scope | None] = ContextVar("registry_event_scope", default=None)
 
 
@@ -78,6 +79,8 @@ class EventSink:
         self._dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[asyncio.Event] = []
+        self._wants: dict[tuple[str, str], bool] = {}
+        self._paths: dict[tuple[str, ...], str] = {}  # (route, repository, digest): the path url_path_for gives
 
     # building, on the event loop (where the request is known)
 
@@ -121,7 +124,7 @@ class EventSink:
             self._wake()
 
     def pulled_manifest(self, repo: str, digest: str, media_type: str, payload: bytes, tag: str | None) -> None:
-        if not self.enabled:
+        if not self._wanted(PULL, media_type):
             return
         origin = _origin()
         parsed = parse_manifest(payload, media_type) if self.notifications.include_references else None
@@ -129,7 +132,7 @@ class EventSink:
         self._buffer(self._event(PULL, _with(target, tag=tag or ""), origin))
 
     def pulled_blob(self, repo: str, digest: str, size: int) -> None:
-        if self.enabled:
+        if self._wanted(PULL, BLOB_MEDIA_TYPE):
             origin = _origin()
             self._buffer(self._event(PULL, self._blob_target(origin, repo, digest, size), origin))
 
@@ -167,6 +170,13 @@ class EventSink:
             woken.set()
 
     # events
+
+    def _wanted(self, action: str, media_type: str) -> bool:
+        """Whether an endpoint wants such events (nothing is built for none: a pull costs nothing then)."""
+        found = self._wants.get((action, media_type))
+        if found is None:
+            found = self._wants[(action, media_type)] = any(e.wants(action, media_type) for e in self.endpoints)
+        return found
 
     def _event(self, action: str, target: Target, origin: _Origin | None) -> Event:
         if origin is None:
@@ -207,10 +217,20 @@ class EventSink:
         """The content's URL as the request that caused the event would build it; none without a request."""
         if origin is None or "app" not in origin.scope:
             return ""
-        path = str(origin.scope["app"].url_path_for(route, **params))
+        path = self._path(origin.scope, route, params)
         if self._http is not None and self._http.relativeurls:
             return path
         return base_url(Request(origin.scope), self._http.host if self._http else None) + path
+
+    def _path(self, scope: Scope, route: str, params: dict[str, str]) -> str:
+        """Built once per content (pulls repeat): routing builds a path in tens of microseconds."""
+        key = (route, *params.values())
+        path = self._paths.get(key)
+        if path is None:
+            if len(self._paths) >= MAX_KEPT_PATHS:
+                self._paths.clear()
+            path = self._paths[key] = str(scope["app"].url_path_for(route, **params))
+        return path
 
 
 @dataclass(frozen=True)
