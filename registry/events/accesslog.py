@@ -37,5 +37,6 @@ def access_fields(record: RequestRecord) -> dict[str, object]:
 
 def log_access(record: RequestRecord) -> None:
     """An observer (``registry.events.requests``): the access line of ``record``."""
-    if log.isEnabledFor(logging.INFO):
-        log.info(MESSAGE, extra={"fields": access_fields(record)})
+    if log.isEnabledFor(logging.INFO):  # the record made directly: the caller's frame would say nothing here
+        extra = {"fields": access_fields(record)}
+        log.handle(log.makeRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, MESSAGE, (), None, extra=extra))

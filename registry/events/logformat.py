@@ -27,29 +27,36 @@ from registry.events.requests import current_request_id
 FORMATS = ("text", "logfmt", "json", "logstash")
 _LOGFMT_BARE = re.compile(r"[^\s=\"\\]+")
 _KEY_UNSAFE = re.compile(r"[\s=\"\\]")
+_KEYS: dict[str, str] = {}
+_SECRET_NAMES = "password|passwd|secret|token|access_token|refresh_token|client_secret"
+_SECRET_HINTS = ("basic", "bearer", "://", "pass", "secret", "token")  # a line holding none (lowercased) is clean
+# (words one of which a line holds, lowercased, before the pattern is worth running; the pattern; its replacement)
 _SECRETS = (
-    (re.compile(r"(?i)\b(basic|bearer)(\s+)[A-Za-z0-9._~+/-]{8,}=*"), r"\1\2***"),
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]+@"), r"\1:***@"),
-    (
-        re.compile(r"(?i)\b(password|passwd|secret|token|access_token|refresh_token|client_secret)=[^&\s\"]+"),
-        r"\1=***",
-    ),
-    (
-        re.compile(r'(?i)("(?:password|passwd|secret|token|access_token|refresh_token)"\s*:\s*)"(?:[^"\\]|\\.)*"'),
-        r'\1"***"',
-    ),
+    (("basic", "bearer"), re.compile(r"(?i)\b(basic|bearer)(\s+)[A-Za-z0-9._~+/-]{8,}=*"), r"\1\2***"),
+    (("://",), re.compile(r"(://[^/\s:@]*):[^/\s@]+@"), r"\1:***@"),
+    (("pass", "secret", "token"), re.compile(rf"(?i)\b({_SECRET_NAMES})=[^&\s\"]+"), r"\1=***"),
+    (("pass", "secret", "token"), re.compile(rf'(?i)("(?:{_SECRET_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"'), r'\1"***"'),
 )
 
 
 def redact(line: str) -> str:
-    for pattern, replacement in _SECRETS:
-        line = pattern.sub(replacement, line)
+    lowered = line.lower()
+    if not any(hint in lowered for hint in _SECRET_HINTS):
+        return line
+    for hints, pattern, replacement in _SECRETS:
+        if any(hint in lowered for hint in hints):
+            line = pattern.sub(replacement, line)
     return line
+
+
+_second: list[Any] = [None, ""]  # the last second formatted, and how: lines come many a second
 
 
 def timestamp(created: float) -> str:
     seconds = int(created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((created - seconds) * 1000):03d}Z"
+    if _second[0] != seconds:
+        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_second[1]}.{int((created - seconds) * 1000):03d}Z"
 
 
 def _level(record: logging.LogRecord) -> str:
@@ -66,6 +73,9 @@ class Formatter(logging.Formatter):
             raise ValueError(f"expected one of {', '.join(FORMATS)}, got {format_name!r}")
         self.format_name = format_name
         self.static: dict[str, Any] = json.loads(fields_json)
+        # no line shows a process id or a thread or process name: logging need not look them up for each record
+        # (a system call for the process id), as the logging HOWTO's "Optimization" says
+        logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
 
     def format(self, record: logging.LogRecord) -> str:
         head = {"time": timestamp(record.created), "level": _level(record), "logger": record.name}
@@ -120,12 +130,20 @@ _RENDERERS: dict[str, Callable[[dict[str, Any], Mapping[str, Any], str | None], 
 
 
 def _key(key: str) -> str:
-    return _KEY_UNSAFE.sub("_", key) or "_"
+    safe = _KEYS.get(key)
+    if safe is None:
+        safe = _KEY_UNSAFE.sub("_", key) or "_"
+        if len(_KEYS) < 1024:  # the keys are few and fixed; a flood of new ones is not kept
+            _KEYS[key] = safe
+    return safe
 
 
 def _value(value: Any) -> str:
     """logfmt: bare when it can be, else a JSON string (quotes, backslashes and control characters escaped)."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    kind = type(value)
+    if kind is int or kind is float:
+        return str(value)
+    text = value if kind is str else json.dumps(value, default=str)
     if _LOGFMT_BARE.fullmatch(text) and text.isprintable():
         return text
     return json.dumps(text, ensure_ascii=False)

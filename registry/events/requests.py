@@ -15,6 +15,7 @@ point in ``content/``) in ``current_request_id()``; the log lines written meanwh
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
@@ -132,7 +133,13 @@ def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str, str | None]:
             request_id = value.decode("ascii")
         elif name == b"user-agent" and user_agent is None:
             user_agent = value[:USER_AGENT_LIMIT].decode("latin-1")
-    return request_id or str(uuid.uuid4()), user_agent
+    return request_id or new_request_id(), user_agent
+
+
+def new_request_id() -> str:
+    """A random UUID (version 4) from ``random``, reseeded from the OS in each process (forked ones too): a request
+    id needs to be unique, not secret, and ``os.urandom`` per request is a system call."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _record(scope: Scope, meter: _Meter, request_id: str, user_agent: str | None, duration: float) -> RequestRecord:
