@@ -25,7 +25,10 @@ MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB  # S3's floor for every part of a multipart upload but the last
 MAX_PART_SIZE = 5 * 1024 * MIB
 DEFAULT_ATTEMPTS = 5
-MAX_CONNECTIONS = 32
+THREADS = 32  # boto3 calls at once
+# a streamed GET keeps its connection between the reads its body takes in the threads: room for one open body per
+# thread beside the calls in flight, or urllib3 discards connections ("Connection pool is full") and opens new ones
+MAX_CONNECTIONS = 2 * THREADS
 _T = TypeVar("_T")
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 
@@ -127,12 +130,12 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 class S3Calls:
-    """Runs boto3 calls in a pool of worker threads as large as the client's connection pool."""
+    """Runs boto3 calls in a pool of THREADS worker threads."""
 
     def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
-        self._pool = ThreadPoolExecutor(max_workers=MAX_CONNECTIONS, thread_name_prefix="s3")
+        self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="s3")
 
     async def run(self, function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         loop = asyncio.get_running_loop()
