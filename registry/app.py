@@ -37,7 +37,8 @@ from registry.events.debug import worker_directory
 from registry.events.delivery import deliver_until
 from registry.events.endpoints import Notifications
 from registry.events.health import HealthGate, add_checks, configured
-from registry.events.metrics import database_observer, observe_gc, observe_request
+from registry.events.metrics import database_observer, observe_gc
+from registry.events.request_metrics import TALLY
 from registry.events.requests import Observer, RequestObserving
 from registry.events.sink import EventSink, RequestScopes, source_of
 from registry.events.storage_metrics import measured
@@ -148,6 +149,7 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
         tasks += [retention_until(stop, db, policies)] if policies.deletes_tags and writable else []
         collector.observers += [observe_gc] if measuring else []
+        tasks += [TALLY.flush_until(stop)] if measuring else []
         if health is not None:  # registry.events.health
             add_checks(health, config, store, db)
             tasks.append(health.run_until(stop))
@@ -190,6 +192,6 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     app.add_middleware(ResponseHeaders, extra=extra)
     observers: list[Observer] = [] if config.log_accesslog_disabled else [log_access]
     app.state.request_observers = observers  # registry.events.requests.add_observer
-    observers += [observe_request] if measuring else []
+    observers += [TALLY.observe] if measuring else []
     app.add_middleware(RequestObserving, observers=observers)  # outermost: it measures all the rest
     return app

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -83,7 +83,7 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._reader: ThreadedReader | None = None
         self._writer: WriteThread | None = None
-        self.observer: Callable[[str, float], None] | None = None  # each transaction's kind and seconds (metrics)
+        self.observer: Callable[[float], None] | None = None  # each write transaction's seconds (metrics)
         if self.sqlite_path is not None:
             self._reader = ThreadedReader(sync_engine(parsed, writes=False), self.sqlite_path)
             self._writer = WriteThread(sync_engine(parsed, writes=True))
@@ -99,20 +99,8 @@ class Database:
             self._engine = _async_engine(self._url, self.is_sqlite)
         return self._engine
 
-    def read(self) -> AbstractAsyncContextManager[Reader]:
-        return self._read() if self.observer is None else self._observed_read(self.observer)
-
     @asynccontextmanager
-    async def _observed_read(self, observer: Callable[[str, float], None]) -> AsyncIterator[Reader]:
-        started = time.perf_counter()
-        try:
-            async with self._read() as reader:
-                yield reader
-        finally:
-            observer("read", time.perf_counter() - started)
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[Reader]:
+    async def read(self) -> AsyncIterator[Reader]:
         if self._reader is not None:
             yield self._reader
             return
@@ -131,7 +119,7 @@ class Database:
         try:
             return await self._write(work, durable)
         finally:
-            self.observer("write", time.perf_counter() - started)
+            self.observer(time.perf_counter() - started)
 
     async def _write(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
         if self._writer is not None:

@@ -1,11 +1,11 @@
 """Prometheus metrics, served by the debug server (``registry.events.debug``) when ``http.debug.prometheus.enabled``.
 
-What a worker measures, it records in the metrics below: requests (an observer of ``registry.events.requests``),
-storage calls (``registry.events.storage_metrics`` wraps the backend), database transactions (``Database.observer``)
+What a worker measures, it records in the metrics below: requests (``request_metrics``, an observer of the request
+record), storage calls (``storage_metrics`` wraps the backend), database write transactions (``Database.observer``)
 and collector runs (``Collector.observers``). Nothing is recorded, and nothing is wrapped, when metrics are off.
 
 Several workers: ``registry serve`` makes a private directory per start and hands it to the workers in
-``PROMETHEUS_MULTIPROC_DIR`` before they start (``registry.events.debug.prepare``), so every worker's values live in
+``PROMETHEUS_MULTIPROC_DIR`` before they start (``registry.events.debug.DebugServer``), so every worker's values live in
 memory-mapped files there; the debug server, in the serving process, reads them all at each scrape
 (``exposition``). Only counters and histograms are recorded by workers, and those add up across processes, a dead
 worker's included (a total does not shrink when a worker is replaced). What the database holds (blobs, manifests,
@@ -23,13 +23,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 if TYPE_CHECKING:
-    from registry.events.requests import RequestRecord
     from registry.gc.collector import Report
 
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other: "other"
-NO_ROUTE = "none"  # the handler label of a request no route matched (a 404, or a 503 from the health gate)
 
 REQUESTS = Counter(
     "registry_http_requests", "HTTP requests by route name, method and status code", ["handler", "method", "code"]
@@ -54,7 +51,7 @@ STORAGE_ERRORS = Counter(
     ["driver", "action"],
 )
 DATABASE_SECONDS = Histogram(
-    "registry_database_transaction_seconds", "Database transaction latency (read or write)", ["kind"], buckets=FAST
+    "registry_database_transaction_seconds", "Database write transaction latency, from begin to commit", buckets=FAST
 )
 GC_RUNS = Counter("registry_gc_runs", "Online garbage collector runs")
 GC_SECONDS = Histogram("registry_gc_run_duration_seconds", "Online garbage collector run duration", buckets=LATENCY)
@@ -62,41 +59,10 @@ GC_REVIEWED = Counter("registry_gc_reviewed", "Blobs and manifests the collector
 GC_DELETED = Counter("registry_gc_deleted", "Blobs and manifests the collector deleted", ["kind"])
 GC_FREED = Counter("registry_gc_freed_bytes", "Blob bytes the collector deleted from storage")
 
-_Children = tuple[Callable[[float], None], Callable[[float], None], Callable[[float], None], Callable[[float], None]]
-_request_children: dict[tuple[str, str, int], _Children] = {}
 
-
-def observe_request(record: RequestRecord) -> None:
-    """The request observer (``registry.events.requests.add_observer``): one count, one latency, the bytes."""
-    method = record.method if record.method in METHODS else "other"
-    key = (record.route or NO_ROUTE, method, record.status)
-    children = _request_children.get(key) or _children(*key)
-    count, seconds, received, sent = children
-    count(1)
-    seconds(record.duration)
-    if record.bytes_in:
-        received(record.bytes_in)
-    if record.bytes_out:
-        sent(record.bytes_out)
-
-
-def _children(handler: str, method: str, status: int) -> _Children:
-    """The labelled children of one (route, method, status), made once: ``labels`` costs a lock and a lookup."""
-    code = str(status)
-    children = (
-        REQUESTS.labels(handler, method, code).inc,
-        REQUEST_SECONDS.labels(handler, method, code).observe,
-        RECEIVED.labels(handler).inc,
-        SENT.labels(handler).inc,
-    )
-    _request_children[handler, method, status] = children
-    return children
-
-
-def database_observer() -> Callable[[str, float], None]:
-    """``Database.observer``: each transaction's kind and seconds."""
-    children = {kind: DATABASE_SECONDS.labels(kind).observe for kind in ("read", "write")}
-    return lambda kind, seconds: children[kind](seconds)
+def database_observer() -> Callable[[float], None]:
+    """``Database.observer``: each write transaction's seconds (a read is one statement, not a transaction)."""
+    return DATABASE_SECONDS.observe
 
 
 def observe_gc(report: Report, seconds: float) -> None:

@@ -85,6 +85,11 @@ def test_metrics_count_every_push_and_pull_across_two_workers(tmp_path: Path) ->
                 client.push_image(repo, pushed, "v1")
                 for _ in range(PULLS):
                     expect(client.get_manifest(repo, pushed.manifest.digest), 200)
+
+        def flushed() -> bool:  # a worker adds its requests to the metrics every second
+            return requests(scrape(port), "manifest", "GET", "200") == 2 * PULLS
+
+        wait_until(flushed, what="both workers' pulls in the metrics", daemon=server.daemon)
         found = scrape(port)
     finally:
         server.stop()

@@ -55,8 +55,8 @@ async def test_debug_health_is_distributions(tmp_path: Path) -> None:
         assert (await debug.get("/v2/")).status_code == 404
 
 
-async def test_metrics_with_what_the_database_holds(tmp_path: Path) -> None:
-    config = make_config(tmp_path, "filesystem", **METRICS_ON)
+async def test_metrics_with_what_the_database_holds(tmp_path: Path, database_url: str) -> None:
+    config = make_config(tmp_path, "filesystem", REGISTRY_DATABASE_URL=database_url, **METRICS_ON)
     async with client_on(config) as client:
         await push_image(client, "team/app", "v1")
         await push_image(client, "team/other", "v1", seed="2")
@@ -87,7 +87,7 @@ async def test_prometheus_path_and_switch(tmp_path: Path) -> None:
 
 
 WORKER = """
-from registry.events.metrics import observe_request
+from registry.events.request_metrics import TALLY
 from registry.events.requests import RequestRecord
 
 record = RequestRecord(
@@ -95,7 +95,8 @@ record = RequestRecord(
     bytes_out=512, duration=0.002, user=None, request_id="r", remote_addr=None, user_agent=None,
 )
 for _ in range({count}):
-    observe_request(record)
+    TALLY.observe(record)
+TALLY.flush()
 """
 
 

@@ -1,0 +1,63 @@
+"""The request metrics of one worker, tallied in plain numbers and added to the Prometheus metrics every second.
+
+Recording a request straight into prometheus-client costs five locked writes, each to shared memory when several
+workers run (about 3 us a request: a tenth of a manifest GET). ``RequestTally.observe``, the request observer, adds
+to a list on the event loop instead (a few additions, no lock: only the loop touches it); ``flush`` moves the sums
+into the counters and the histogram's buckets, every ``FLUSH_SECONDS`` and when the worker stops
+(``flush_until``). A scrape sees a worker's requests at most that late, well inside any scrape interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left
+
+from registry.content.purge import stopped_within
+from registry.events.metrics import LATENCY, RECEIVED, REQUEST_SECONDS, REQUESTS, SENT
+from registry.events.requests import RequestRecord
+
+FLUSH_SECONDS = 1.0
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other: "other"
+NO_ROUTE = "none"  # the handler label of a request no route matched (a 404, or a 503 from the health gate)
+COUNT, SECONDS, BYTES_IN, BYTES_OUT, BUCKETS = range(5)  # a tally's slots; then one per bucket, +Inf last
+
+
+class RequestTally:
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, str, int], list[float]] = {}
+
+    def observe(self, record: RequestRecord) -> None:
+        method = record.method if record.method in METHODS else "other"
+        key = (record.route or NO_ROUTE, method, record.status)
+        tally = self.pending.get(key)
+        if tally is None:
+            tally = self.pending[key] = [0.0] * (BUCKETS + len(LATENCY) + 1)
+        tally[COUNT] += 1
+        tally[SECONDS] += record.duration
+        tally[BYTES_IN] += record.bytes_in
+        tally[BYTES_OUT] += record.bytes_out
+        tally[BUCKETS + bisect_left(LATENCY, record.duration)] += 1  # buckets are "less or equal"
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for (handler, method, status), tally in pending.items():
+            code = str(status)
+            REQUESTS.labels(handler, method, code).inc(tally[COUNT])
+            histogram = REQUEST_SECONDS.labels(handler, method, code)
+            # prometheus-client observes one value at a time: its sum and buckets take a tally's sums directly
+            histogram._sum.inc(tally[SECONDS])
+            for bucket, count in zip(histogram._buckets, tally[BUCKETS:], strict=True):
+                if count:
+                    bucket.inc(count)
+            if tally[BYTES_IN]:
+                RECEIVED.labels(handler).inc(tally[BYTES_IN])
+            if tally[BYTES_OUT]:
+                SENT.labels(handler).inc(tally[BYTES_OUT])
+
+    async def flush_until(self, stop: asyncio.Event) -> None:
+        while not await stopped_within(stop, FLUSH_SECONDS):
+            self.flush()
+        self.flush()
+
+
+TALLY = RequestTally()  # one per process: the metrics it adds to are the process's
