@@ -16,6 +16,8 @@ from registry.config import CheckConfig
 from registry.events.health import DETAIL, Health, publish_to, read_published
 from tests.api_helpers import app_of, assert_error, client_on, push_image
 from tests.conftest import make_config
+from tests.faultproxy import FOREVER, ErrorReply, FaultProxy
+from tests.s3server import MotoServer
 
 STORAGE_CHECK = {
     "REGISTRY_HEALTH_STORAGEDRIVER_ENABLED": "true",
@@ -62,6 +64,26 @@ async def test_broken_storage_turns_the_api_into_503_and_back(client: httpx.Asyn
     assert health.failing == {}
     assert (await client.get("/v2/")).status_code == 200
     assert (await client.get(f"/v2/team/app/manifests/{digest}")).status_code == 200
+
+
+async def test_unreachable_s3_turns_the_api_into_503_and_back(
+    tmp_path: Path, moto_s3: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # no retries: each probe meets the fault once
+    with FaultProxy(moto_s3.endpoint) as proxy:
+        params = moto_s3.driver_params(moto_s3.create_bucket(), regionendpoint=proxy.url, rootdirectory="/registry")
+        s3 = {f"REGISTRY_STORAGE_S3_{key.upper()}": str(value).lower() for key, value in params.items()}
+        async with client_on(make_config(tmp_path, "s3", **s3, **STORAGE_CHECK)) as client:
+            health = health_of(client)
+            await health.probe_all()
+            assert (await client.get("/v2/")).status_code == 200
+            proxy.add(ErrorReply(503, "ServiceUnavailable", "S3 is down"), times=FOREVER)
+            await health.probe_all()
+            assert set(health.failing) == {"storagedriver_s3"}
+            assert_unavailable(await client.get("/v2/"))
+            proxy.clear()
+            await health.probe_all()
+            assert (await client.get("/v2/")).status_code == 200
 
 
 async def test_a_read_only_registry_checks_without_writing(tmp_path: Path) -> None:
