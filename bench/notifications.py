@@ -5,13 +5,16 @@ each push writes its events in its own transactions).
 ``.venv/bin/python bench/notifications.py [--seconds 5] [--rounds 3] [--workers 1]``
 
 The servers run side by side with the access log off; the rounds take turns, and each row is the median of its
-rounds. After the rows the receiver's count of events is printed, with what the webhook server's outbox still holds.
+rounds, with the lowest and highest round beside it (the machine is shared: read the spread). After the rows the
+receiver's count of events is printed (pulls apart: they should match the webhook server's GETs, none dropped), with
+what the webhook server's outbox still holds. The receiver counts the events in a body without decoding it: it runs
+on the same two cores as wrk and the servers, and a real receiver runs elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -38,7 +41,7 @@ class Receiver:
     """A webhook endpoint that counts the events it is sent."""
 
     def __init__(self) -> None:
-        self.events = 0
+        self.events = self.pulls = 0
         self.lock = threading.Lock()
         receiver = self
 
@@ -48,7 +51,8 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
-                    receiver.events += len(json.loads(body)["events"])
+                    receiver.events += body.count(b'"action":')
+                    receiver.pulls += body.count(b'"action":"pull"')
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -80,9 +84,26 @@ def start(tmp: Path, name: str, extra: dict[str, Any], workers: int) -> Server:
     return server
 
 
+def cpu_seconds(server: Server) -> float:
+    """User and system CPU time of the server process and its workers so far."""
+    assert server.process is not None
+    pids = [server.process.pid]
+    children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
+    pids += [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def waiting(server: Server) -> int:
     with closing(sqlite3.connect(server.data_dir / "registry.db")) as connection:
         return int(connection.execute("SELECT count(*) FROM event_outbox").fetchone()[0])
+
+
+COLUMNS = ("manifest GET/s", "CPU us/GET", f"{PUSHES} pushes s")
+Figures = dict[str, dict[str, list[float]]]  # column: server: one figure per round
 
 
 def main() -> None:
@@ -97,8 +118,7 @@ def main() -> None:
     variants: dict[str, dict[str, Any]] = {"no endpoint": {}, "webhook": {"notifications": webhook}}
     nopull = {"endpoints": [{"name": "bench", "url": receiver.url, "ignore": {"actions": ["pull"]}}]}
     variants["webhook, no pulls"] = {"notifications": nopull}
-    rates: dict[str, list[float]] = {}
-    pushes: dict[str, list[float]] = {}
+    figures: Figures = {column: {} for column in COLUMNS}
     with tempfile.TemporaryDirectory(prefix="bench-notifications-") as tmp:
         servers = [start(Path(tmp), name, extra, args.workers) for name, extra in variants.items()]
         try:
@@ -108,27 +128,42 @@ def main() -> None:
                 w.concurrent_pushes(server.base_url, w.small_images("bench/warm", PUSHES, w.MiB))  # not timed
             for round_number in range(args.rounds):
                 for server in servers:
-                    rate, errors = w.wrk(f"{server.base_url}/v2/bench/notify/manifests/v1", args.seconds)
-                    assert not errors, f"{server.name}: {errors}"
-                    rates.setdefault(server.name, []).append(rate)
-                    images = w.small_images(f"bench/r{round_number}", PUSHES, w.MiB)
-                    pushes.setdefault(server.name, []).append(w.concurrent_pushes(server.base_url, images))
+                    measure_round(server, round_number, args.seconds, figures)
             time.sleep(3)  # delivery catches up (reported below, not timed)
             left = waiting(servers[1])
         finally:
             for server in servers:
                 server.stop()
-    print_table(rates, pushes, args)
-    print(f"the receiver got {receiver.events} events; {left} were still in the webhook server's outbox")
+    print_table(figures, args)
+    gets = round(sum(figures[COLUMNS[0]]["webhook"]) * args.seconds)
+    print(f"the receiver got {receiver.events} events, {receiver.pulls} of them pulls (the webhook server answered")
+    print(f"about {gets} manifest GETs); {left} were still in the webhook server's outbox")
 
 
-def print_table(rates: dict[str, list[float]], pushes: dict[str, list[float]], args: Any) -> None:
-    base_rate, base_push = statistics.median(rates["no endpoint"]), statistics.median(pushes["no endpoint"])
+def measure_round(server: Server, round_number: int, seconds: int, figures: Figures) -> None:
+    """wrk's GETs (and the server's CPU time per GET meanwhile), then the concurrent pushes."""
+    before = cpu_seconds(server)
+    rate, errors = w.wrk(f"{server.base_url}/v2/bench/notify/manifests/v1", seconds)
+    assert not errors, f"{server.name}: {errors}"
+    cost = (cpu_seconds(server) - before) / (rate * seconds) * 1e6
+    push = w.concurrent_pushes(server.base_url, w.small_images(f"bench/r{round_number}", PUSHES, w.MiB))
+    for column, figure in zip(COLUMNS, (rate, cost, push), strict=True):
+        figures[column].setdefault(server.name, []).append(figure)
+
+
+def print_table(figures: Figures, args: Any) -> None:
+    """Each column's median, its change against no endpoint, and the range of its rounds."""
     print(f"workers: {args.workers}, wrk {args.seconds}s x {args.rounds} rounds, {PUSHES} pushes of 1 MiB at once")
-    print(f"{'':<18}{'manifest GET/s':>16}{'vs none':>9}{f'{PUSHES} pushes s':>15}{'vs none':>9}")
-    for name in rates:
-        rate, push = statistics.median(rates[name]), statistics.median(pushes[name])
-        print(f"{name:<18}{rate:>16.0f}{rate / base_rate - 1:>+9.1%}{push:>15.2f}{push / base_push - 1:>+9.1%}")
+    print(f"{'':<18}" + "".join(f"{column:>16}{'vs none':>8}{'rounds':>13}" for column in COLUMNS))
+    for name in figures[COLUMNS[0]]:
+        print(f"{name:<18}" + "".join(_cell(figures[column], name) for column in COLUMNS))
+
+
+def _cell(figures: dict[str, list[float]], name: str) -> str:
+    median, base = statistics.median(figures[name]), statistics.median(figures["no endpoint"])
+    form = ".2f" if median < 10 else ".0f"
+    spread = f"{min(figures[name]):{form}}-{max(figures[name]):{form}}"
+    return f"{median:>16{form}}{median / base - 1:>+8.1%}{spread:>13}"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
@@ -28,7 +29,9 @@ from registry.db import outbox
 from registry.db.engine import Database
 from registry.db.models import utcnow
 from registry.events.endpoints import Endpoint
-from registry.events.envelope import ENVELOPE_MEDIA_TYPE, envelope
+from registry.events.envelope import ENVELOPE_MEDIA_TYPE, Source, envelope
+from registry.events.posting import PostFailed, poster_for
+from registry.events.pulls import PullEvents, PullQueue
 from registry.events.sink import EventSink
 
 log = logging.getLogger("registry.events")
@@ -37,6 +40,7 @@ MAX_BACKOFF = 60.0
 CLAIM_MARGIN = 30.0
 POLL = 1.0
 SETTLE = 0.02
+LAST_POSTS = 10
 
 
 def backoff(endpoint: Endpoint, failures: int) -> float:
@@ -48,62 +52,115 @@ def backoff(endpoint: Endpoint, failures: int) -> float:
 
 
 class Delivery:
-    """One endpoint's loop in this process."""
+    """One endpoint's loop in this process: the outbox's due rows first, then the pulls this process queued."""
 
-    def __init__(self, endpoint: Endpoint, db: Database, client: httpx.AsyncClient, woken: asyncio.Event) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        db: Database,
+        client: httpx.AsyncClient,
+        woken: asyncio.Event,
+        pulls: PullQueue | None = None,
+        render: PullEvents | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.db = db
         self.client = client
-        self.woken = woken
+        self.woken = woken  # set when this process writes rows
+        self.pulls = PullQueue(endpoint.name) if pulls is None else pulls
+        self.render = PullEvents(Source(""), None) if render is None else render
         self.failures = 0
         self.batch = MAX_BATCH
-        self._headers = [*endpoint.headers, ("Content-Type", ENVELOPE_MEDIA_TYPE)]
+        self._claim_at = 0.0  # when to look at the outbox again (time.monotonic())
+        self._woken_claim = False
+        headers = [*endpoint.headers, ("Content-Type", ENVELOPE_MEDIA_TYPE)]
+        self.poster = poster_for(endpoint.url, headers, endpoint.timeout, client)
 
     async def run_until(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run_until(stop)
+        finally:
+            await self.poster.aclose()
+
+    async def _run_until(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 delivered = await self.attempt()
             except Exception:
                 log.exception("notification endpoint %s: delivery failed", self.endpoint.name)
-                delivered = None
-            if delivered is None:
+                delivered, self._claim_at = None, time.monotonic() + POLL
+            if delivered is None or (delivered and self._partial()):
                 await self._idle(stop)
             elif not delivered and await stopped_within(stop, backoff(self.endpoint, self.failures)):
-                return
+                break
+        await self._last_pulls()
 
     async def attempt(self) -> bool | None:
-        """Claim and post one batch: True when delivered, False when refused, None when nothing was due."""
+        """Post one batch, the outbox's when rows may be due, else pulls: True when delivered, False when refused,
+        None when nothing was waiting."""
+        if self._claim_due():
+            claimed = await self._claim()
+            if claimed is not None:
+                return await self._deliver_rows(*claimed)
+        pulls = self.pulls.take(self.batch)
+        if not pulls:
+            return None
+        if await self._post([self.render.encoded(pull) for pull in pulls]):
+            return self._succeeded()
+        self.pulls.give_back(pulls)
+        return self._refused()
+
+    def _claim_due(self) -> bool:
+        self._woken_claim = self.woken.is_set()
+        self.woken.clear()
+        return self._woken_claim or time.monotonic() >= self._claim_at
+
+    async def _claim(self) -> tuple[str, list[outbox.Claimed]] | None:
         token, now = str(uuid.uuid4()), utcnow()
         until = now + timedelta(seconds=self.endpoint.timeout + CLAIM_MARGIN)
         claim = partial(outbox.claim, endpoint=self.endpoint.name, token=token, now=now, until=until, limit=self.batch)
         claimed = await self.db.write(claim, durable=False)
-        if not claimed:
-            return None
+        # a full batch: more may be due at once. Else this process's next rows wake the loop, others' are looked for
+        # after POLL; after a wake, once more after SETTLE (the wake comes from inside the rows' transaction)
+        after = 0.0 if len(claimed) >= self.batch else SETTLE if self._woken_claim else POLL
+        self._claim_at = time.monotonic() + after
+        return (token, claimed) if claimed else None
+
+    async def _deliver_rows(self, token: str, claimed: list[outbox.Claimed]) -> bool:
         if await self._post([row.payload for row in claimed]):
             ids = [row.id for row in claimed]
             await self.db.write(lambda session: outbox.delivered(session, ids), durable=False)
-            self.failures, self.batch = 0, min(self.batch * 2, MAX_BATCH)
-            return True
-        self.failures, self.batch = self.failures + 1, max(self.batch // 2, 1)
+            return self._succeeded()
+        self._refused()
         due = [(row.id, self._due(row.attempts + 1)) for row in claimed]
         await self.db.write(lambda session: outbox.release(session, token, due), durable=False)
+        self._claim_at = 0.0  # those not handed back to a later time are due again after the back-off
         return False
+
+    def _succeeded(self) -> bool:
+        self.failures, self.batch = 0, min(self.batch * 2, MAX_BATCH)
+        return True
+
+    def _refused(self) -> bool:
+        self.failures, self.batch = self.failures + 1, max(self.batch // 2, 1)
+        return False
+
+    def _partial(self) -> bool:
+        """Fewer pulls waiting than a batch and no row due: wait a moment for more to post them together."""
+        return len(self.pulls) < self.batch and time.monotonic() < self._claim_at
 
     def _due(self, attempts: int) -> datetime:
         return utcnow() + timedelta(seconds=backoff(self.endpoint, max(attempts, self.failures)))
 
     async def _post(self, payloads: list[str]) -> bool:
-        endpoint = self.endpoint
         try:
-            response = await self.client.post(
-                endpoint.url, content=envelope(payloads), headers=self._headers, timeout=endpoint.timeout
-            )
-        except httpx.HTTPError as exc:
-            self._failed(f"{type(exc).__name__}: {exc}", len(payloads))
+            status = await self.poster.post(envelope(payloads))
+        except PostFailed as failed:
+            self._failed(str(failed), len(payloads))
             return False
-        if 200 <= response.status_code < 400:
+        if 200 <= status < 400:
             return True
-        self._failed(f"status {response.status_code}", len(payloads))
+        self._failed(f"status {status}", len(payloads))
         return False
 
     def _failed(self, reason: str, count: int) -> None:
@@ -114,20 +171,35 @@ class Delivery:
             )  # fmt: skip
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Until this process writes events, POLL passes (others may have), or ``stop``."""
-        waits = [asyncio.ensure_future(self.woken.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waits, timeout=POLL, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-        self.woken.clear()
-        await asyncio.sleep(SETTLE)
+        """Until this process writes rows or queues a pull, the outbox is due again (others may have written rows),
+        or ``stop``; after a wake, SETTLE more (the rows' transaction commits, more pulls come to post together)."""
+        ready = self.pulls.ready
+        if not (self.woken.is_set() or ready.is_set() or stop.is_set()):
+            waits = [asyncio.ensure_future(event.wait()) for event in (self.woken, ready, stop)]
+            try:
+                timeout = min(max(self._claim_at - time.monotonic(), 0.0), POLL)
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+        if self.woken.is_set() or ready.is_set():
+            ready.clear()
+            await stopped_within(stop, SETTLE)
+
+    async def _last_pulls(self) -> None:
+        """On a graceful stop: the pulls waiting are posted while the endpoint takes them, up to LAST_POSTS batches
+        (the rest are lost, as distribution loses its queue; the outbox's rows wait for the next start)."""
+        for _ in range(LAST_POSTS):
+            pulls = self.pulls.take(MAX_BATCH)
+            if not pulls or not await self._post([self.render.encoded(pull) for pull in pulls]):
+                return
 
 
 async def deliver_until(stop: asyncio.Event, db: Database, sink: EventSink) -> None:
-    """Every endpoint's loop, and the writer of buffered pull events, until ``stop`` (then they finish what they
-    are doing: stopped, never cancelled)."""
+    """Every endpoint's loop until ``stop`` (then they finish what they are doing: stopped, never cancelled)."""
     async with httpx.AsyncClient() as client:  # HTTPS_PROXY and NO_PROXY apply, as to distribution's
-        loops = [Delivery(endpoint, db, client, sink.listen()).run_until(stop) for endpoint in sink.endpoints]
-        await asyncio.gather(sink.flush_pulls_until(stop, db), *loops)
+        loops = [
+            Delivery(e, db, client, sink.listen(), sink.pull_queues[e.name], sink.pull_events).run_until(stop)
+            for e in sink.endpoints
+        ]
+        await asyncio.gather(*loops)

@@ -17,6 +17,7 @@ notifications:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ ENDPOINT_KEYS = ("name", "url", "headers", "timeout", "threshold", "backoff", "i
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_THRESHOLD = 10
 DEFAULT_BACKOFF = 1.0
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token: what a header name may be
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ def _headers(value: Any, key: str) -> tuple[tuple[str, str], ...]:
     """distribution's ``http.Header``: each name with a list of values (a lone string is taken as a list of one)."""
     headers: list[tuple[str, str]] = []
     for name, values in _mapping(value, key, tuple(value or ())).items():
+        if not _TOKEN.fullmatch(str(name)):
+            raise ConfigError(f"{key}.{name}", "expected a header name (letters, digits and !#$%&'*+-.^_`|~)")
         items = values if isinstance(values, list) else [values]
         if not all(isinstance(item, str) and "\r" not in item and "\n" not in item for item in items):
             raise ConfigError(f"{key}.{name}", f"expected a list of strings, got {_show(values)}")

@@ -5,9 +5,9 @@ id, client, host, user agent, the authenticated user), then written to the outbo
 transaction that makes the change: committed together or not at all. So a push acknowledged with 201 has its event
 in SQL, whatever happens to the process next, and any worker or replica delivers it (``registry.events.delivery``).
 
-Pulls change nothing, so their events are not transactional: ``pulled_*`` only appends to a buffer in memory (a pull
-never waits on SQL for them) that a background task writes in one insert per batch, at most every FLUSH_INTERVAL;
-what a crash catches in the buffer is lost, as distribution's in-memory queue loses it.
+Pulls change nothing, so their events are not transactional and never touch SQL: ``pulled_*`` captures a few raw
+values into each wanting endpoint's queue in memory (``registry.events.pulls``), rendered and posted by that
+endpoint's delivery loop; what a crash catches in a queue is lost, as distribution's in-memory queue loses it.
 
 With no endpoint enabled the sink is off: nothing is built and nothing written.
 """
@@ -15,9 +15,9 @@ With no endpoint enabled the sink is off: nothing is built and nothing written.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -29,21 +29,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from registry.config import HttpConfig, listen_host_port
 from registry.db import outbox
-from registry.db.engine import Database
 from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.events.endpoints import Notifications
 from registry.events.envelope import BLOB_MEDIA_TYPE, DELETE, MOUNT, PULL, PUSH, Event, RequestRecord, Source, Target
+from registry.events.pulls import MAX_QUEUED, Pull, PullEvents, PullQueue
 from registry.forwarded import base_url
 from registry.manifests import ParsedManifest, parse_manifest
 
 log = logging.getLogger("registry.events")
 Pending = Sequence[dict[str, Any]]  # outbox rows, one per event and endpoint that wants it
 NOTHING: Pending = ()
-FLUSH_INTERVAL = 0.2
-MAX_BUFFERED_PULLS = 10_000
 MAX_KEPT_PATHS = 10_000
 _scope: ContextVar[Scope | None] = ContextVar("registry_event_scope", default=None)
+_NO_REQUEST: Scope = {"method": "", "scheme": "", "headers": ()}  # a pull reported outside a request: no request
 
 
 class RequestScopes:
@@ -75,11 +74,13 @@ class EventSink:
         self.enabled = bool(self.endpoints)
         self.source = source
         self._http = http
-        self._pulls: list[dict[str, Any]] = []
-        self._dropped = 0
+        self._with_references = notifications.include_references
+        self.pull_queues = {endpoint.name: PullQueue(endpoint.name, MAX_QUEUED) for endpoint in self.endpoints}
+        self.pull_events = PullEvents(source, http)
+        self._pulls_to: dict[str, tuple[PullQueue, ...]] = {}  # media type: the queues of the endpoints wanting it
+        self._references: dict[str, list[dict[str, Any]]] = {}  # digest: a pulled manifest's references
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[asyncio.Event] = []
-        self._wants: dict[tuple[str, str], bool] = {}
         self._paths: dict[tuple[str, ...], str] = {}  # (route, repository, digest): the path url_path_for gives
 
     # building, on the event loop (where the request is known)
@@ -123,34 +124,54 @@ class EventSink:
             await outbox.add(session, pending)
             self._wake()
 
+    # pulls: on the request path, only the raw values are captured (rendered by the delivery loops)
+
     def pulled_manifest(self, repo: str, digest: str, media_type: str, payload: bytes, tag: str | None) -> None:
-        if not self._wanted(PULL, media_type):
-            return
-        origin = _origin()
-        parsed = parse_manifest(payload, media_type) if self.notifications.include_references else None
-        target = self._manifest_target(origin, repo, digest, media_type, len(payload), parsed)
-        self._buffer(self._event(PULL, _with(target, tag=tag or ""), origin))
+        queues = self._pulls_to.get(media_type)
+        if queues is None:
+            queues = self._pull_queues_for(media_type)
+        if queues:
+            references = self._references_of(digest, payload, media_type) if self._with_references else ()
+            self._capture(queues, "manifest", repo, digest, media_type, len(payload), tag or "", references)
 
     def pulled_blob(self, repo: str, digest: str, size: int) -> None:
-        if self._wanted(PULL, BLOB_MEDIA_TYPE):
-            origin = _origin()
-            self._buffer(self._event(PULL, self._blob_target(origin, repo, digest, size), origin))
+        queues = self._pulls_to.get(BLOB_MEDIA_TYPE)
+        if queues is None:
+            queues = self._pull_queues_for(BLOB_MEDIA_TYPE)
+        if queues:
+            self._capture(queues, "blob", repo, digest, BLOB_MEDIA_TYPE, size, "", ())
 
-    async def flush_pulls(self, db: Database) -> None:
-        rows, self._pulls = self._pulls, []
-        if rows:
-            await db.write(lambda session: outbox.add(session, rows), durable=False)
-            self._wake()
+    def _capture(
+        self, queues: tuple[PullQueue, ...], route: str, repo: str, digest: str, media_type: str, size: int, tag: str,
+        references: Sequence[dict[str, Any]],
+    ) -> None:  # fmt: skip
+        scope = _scope.get() or _NO_REQUEST
+        state = scope.get("state") or {}
+        pull = Pull(
+            time.time_ns() // 1000, route, repo, digest, media_type, size, tag, references,
+            state.get("request_id") or "", scope.get("client"), scope["method"], scope["scheme"], scope.get("server"),
+            scope["headers"],
+            getattr(state.get("grants"), "subject", "") or "", scope.get("app"),
+        )  # fmt: skip
+        for queue in queues:
+            queue.put(pull)
 
-    async def flush_pulls_until(self, stop: asyncio.Event, db: Database) -> None:
-        """Write buffered pull events every FLUSH_INTERVAL, and once more when stopped."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), FLUSH_INTERVAL)
-            try:
-                await self.flush_pulls(db)
-            except Exception:
-                log.exception("pull events could not be written; they are dropped")
+    def _pull_queues_for(self, media_type: str) -> tuple[PullQueue, ...]:
+        wanting = tuple(self.pull_queues[e.name] for e in self.endpoints if e.wants(PULL, media_type))
+        if len(self._pulls_to) < MAX_KEPT_PATHS:
+            self._pulls_to[media_type] = wanting
+        return wanting
+
+    def _references_of(self, digest: str, payload: bytes, media_type: str) -> list[dict[str, Any]]:
+        """A manifest's references, parsed at its first pull (pulls repeat; a digest's references never change)."""
+        found = self._references.get(digest)
+        if found is None:
+            parsed = parse_manifest(payload, media_type)
+            found = [_reference(d) for d in (*parsed.blob_references, *parsed.manifests)]
+            if len(self._references) >= MAX_KEPT_PATHS:
+                self._references.clear()
+            self._references[digest] = found
+        return found
 
     # delivery workers listen for rows written by this process
 
@@ -171,13 +192,6 @@ class EventSink:
 
     # events
 
-    def _wanted(self, action: str, media_type: str) -> bool:
-        """Whether an endpoint wants such events (nothing is built for none: a pull costs nothing then)."""
-        found = self._wants.get((action, media_type))
-        if found is None:
-            found = self._wants[(action, media_type)] = any(e.wants(action, media_type) for e in self.endpoints)
-        return found
-
     def _event(self, action: str, target: Target, origin: _Origin | None) -> Event:
         if origin is None:
             return Event(action, target, self.source)
@@ -192,14 +206,6 @@ class EventSink:
                 payload = event.encoded()
                 rows += [outbox.outbox_row(name, payload, now) for name in wanting]
         return rows
-
-    def _buffer(self, event: Event) -> None:
-        if len(self._pulls) >= MAX_BUFFERED_PULLS:
-            self._dropped += 1
-            if self._dropped in (1, 1000) or self._dropped % 100_000 == 0:
-                log.warning("%d pull event(s) dropped: the outbox cannot be written fast enough", self._dropped)
-            return
-        self._pulls += self._rows([event])
 
     def _manifest_target(
         self, origin: _Origin | None, repo: str, digest: str, media_type: str, size: int, parsed: ParsedManifest | None

@@ -51,8 +51,7 @@ def database(client: httpx.AsyncClient) -> Database:
 
 
 async def outbox_events(client: httpx.AsyncClient, endpoint_name: str | None = None) -> list[dict[str, Any]]:
-    """The events waiting in the outbox (for one endpoint), oldest first; buffered pulls written first."""
-    await sink(client).flush_pulls(database(client))
+    """The events waiting in the outbox (for one endpoint), oldest first."""
     query = select(event_outbox.c.endpoint, event_outbox.c.payload).order_by(event_outbox.c.id)
     async with database(client).read() as session:
         rows = (await session.execute(query)).all()

@@ -119,6 +119,10 @@ def test_defaults_are_distributions(tmp_path: Path) -> None:
         ({"endpoints": [{"name": "a", "url": "http://h/", "urls": []}]}, "notifications.endpoints[0].urls"),
         ({"endpoints": [{"name": "a", "url": "http://h/"}] * 2}, "notifications.endpoints[1].name"),
         ({"endpoints": {"name": "a"}}, "notifications.endpoints"),
+        (
+            {"endpoints": [{"name": "a", "url": "http://h/", "headers": {"X-A\r\nX-B": ["v"]}}]},
+            "notifications.endpoints[0].headers.X-A\r\nX-B",
+        ),
         ({"events": {"includereferences": "yes"}}, "notifications.events.includereferences"),
     ],
 )
