@@ -1,4 +1,4 @@
--- written by `python -m registry.db.migrate` from the migrations up to 0006: do not edit
+-- written by `python -m registry.db.migrate` from the migrations up to 0007: do not edit
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -129,4 +129,9 @@ CREATE TABLE event_outbox (
 	CONSTRAINT pk_event_outbox PRIMARY KEY (id)
 );
 CREATE INDEX ix_event_outbox_endpoint_due_at ON event_outbox (endpoint, due_at);
-INSERT INTO alembic_version (version_num) VALUES ('0006');
+CREATE TABLE scheduled_jobs (
+	name VARCHAR(64) NOT NULL, 
+	due_at DATETIME NOT NULL, 
+	CONSTRAINT pk_scheduled_jobs PRIMARY KEY (name)
+);
+INSERT INTO alembic_version (version_num) VALUES ('0007');

@@ -81,7 +81,6 @@ async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path:
 async def test_scheduled_purge_runs_then_stops_when_the_app_shuts_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(purge, "FIRST_RUN_JITTER", 0.0)
     config = make_config(tmp_path, "filesystem", REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE="1ns")
     ran = asyncio.Event()
     real_purge_once = purge.purge_once

@@ -11,6 +11,7 @@ find what nothing references with a query.
     gc_blob_reviews, gc_manifest_reviews, gc_blob_deletions     (the collector's queues and tombstones: registry.gc)
     storage_binding                                             (the storage the database indexes: one row)
     event_outbox                                                (notifications to deliver, one row per endpoint)
+    scheduled_jobs                                              (when each periodic job is next due: one run for all)
 """
 
 from __future__ import annotations
@@ -198,4 +199,13 @@ event_outbox = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("claimed_by", String(36)),
     Index("ix_event_outbox_endpoint_due_at", "endpoint", "due_at"),
+)
+
+# When each periodic job is next due (registry.db.schedule): the worker whose update moves ``due_at`` forward runs it,
+# so a job runs once per interval across every worker of every replica.
+scheduled_jobs = Table(
+    "scheduled_jobs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("due_at", DateTime(timezone=True), nullable=False),
 )

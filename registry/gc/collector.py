@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from registry.clock import stopped_within
 from registry.config import GcConfig
-from registry.content.purge import stopped_within
 from registry.db import reviews
 from registry.db.engine import Database
 from registry.db.models import utcnow

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from registry.content.purge import stopped_within
 from registry.db import queries, retention_queries
 from registry.db.engine import Database
 from registry.db.retention_queries import TagKey, TagRow
+from registry.db.schedule import every
 from registry.db.sessions import Writer
 from registry.gc.policies import Policies, RetentionPolicy
 
@@ -130,15 +129,8 @@ def _deleter(repo: str, rows: Sequence[TagRow]) -> Callable[[Writer], Coroutine[
 
 
 async def retention_until(stop: asyncio.Event, db: Database, policies: Policies, interval: float | None = None) -> None:
-    """Apply the policies every ``interval`` (default ``retention.interval``) until ``stop`` is set, the first time
-    after a random part of it (replicas spread out). Stopped, never cancelled: a batch in progress finishes."""
-    every = policies.interval if interval is None else interval
-    if await stopped_within(stop, random.uniform(0, every)):
-        return
-    while True:
-        try:
-            await apply_retention(db, policies, dry_run=policies.dry_run)
-        except Exception:
-            log.exception("retention failed; trying again at the next interval")
-        if await stopped_within(stop, every):
-            return
+    """Apply the policies every ``interval`` (default ``retention.interval``) until ``stop`` is set: once per
+    interval across all workers and replicas (``registry.db.schedule``). Stopped, never cancelled: a batch in
+    progress finishes."""
+    every_seconds = policies.interval if interval is None else interval
+    await every(stop, db, "retention", every_seconds, lambda: apply_retention(db, policies, dry_run=policies.dry_run))

@@ -203,7 +203,6 @@ async def test_many_repositories_and_tags_are_paged(
 async def test_scheduled_retention_runs_then_stops(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(retention.random, "uniform", lambda low, high: 0.0)
     async with registry(tmp_path, database_url, [{"repositories": ["app"], "keep": {"last": 1}}]) as (c, db, p):
         await push_tags(c, "app", ["old", "new"])
         await set_pushed(db, "app", {"old": 1})
@@ -221,7 +220,6 @@ async def test_scheduled_retention_runs_then_stops(
 async def test_the_server_applies_the_policies_every_interval(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(retention.random, "uniform", lambda low, high: 0.0)
     env = {"REGISTRY_DATABASE_URL": database_url, "REGISTRY_RETENTION_INTERVAL": "50ms"}
     env["REGISTRY_RETENTION_POLICIES"] = json.dumps([{"repositories": ["app"], "delete": {"olderthan": "1h"}}])
     async with started_client(make_config(tmp_path, "inmemory", **env)) as client:
