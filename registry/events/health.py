@@ -26,9 +26,9 @@ from pathlib import Path
 from sqlalchemy import literal, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from registry.clock import stopped_within
 from registry.config import CheckConfig, Config
 from registry.content import paths
-from registry.content.purge import stopped_within
 from registry.db.engine import Database
 from registry.db.models import repositories
 from registry.errors import ErrorCode, error_response

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_left
 
-from registry.content.purge import stopped_within
+from registry.clock import stopped_within
 from registry.events.metrics import LATENCY, RECEIVED, REQUEST_SECONDS, REQUESTS, SENT
 from registry.events.requests import RequestRecord
 
