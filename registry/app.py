@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from sqlalchemy import exc as sql
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -47,6 +48,9 @@ from registry.gc.collector import Collector, collect_until
 from registry.gc.policies import Policies
 from registry.gc.retention import retention_until
 from registry.handlers.base import Services
+from registry.proxy.cache import PullThrough
+from registry.proxy.config import ProxyConfig
+from registry.proxy.namespace import ProxyNamespaces
 from registry.routes import api_routes
 from storage_backends import StorageBackend, StorageError, create_backend
 
@@ -115,8 +119,8 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     return error_response(ErrorCode.UNAVAILABLE.error({"reason": "database unavailable"}))
 
 
-def _routes(config: Config, auth: Auth) -> list[BaseRoute]:
-    routes = api_routes(read_only=config.storage.read_only)
+def _routes(config: Config, auth: Auth, proxy: ProxyConfig) -> list[BaseRoute]:
+    routes = api_routes(read_only=config.storage.read_only, proxy=proxy)
     if auth.token_service is not None:
         from registry.auth.endpoint import token_endpoint
 
@@ -125,11 +129,18 @@ def _routes(config: Config, auth: Auth) -> list[BaseRoute]:
     return [Mount(config.http.prefix, routes=routes)] if config.http.prefix else routes
 
 
-def create_app(config: Config, *, backend: StorageBackend | None = None, database: Database | None = None) -> Starlette:
+def create_app(
+    config: Config,
+    *,
+    backend: StorageBackend | None = None,
+    database: Database | None = None,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,  # tests: the proxy's upstreams in process
+) -> Starlette:
     auth = build_auth(config)
     policies = Policies.from_config(config)  # a mistake in retention or immutable stops the start
     measuring, health = config.http.debug.metrics, configured(config, worker_directory())
     notifications = Notifications.from_config(config)  # and one in notifications
+    proxy = ProxyConfig.from_config(config)  # and one in proxy or proxies (registry.proxy)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -142,6 +153,8 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
         blobs = BlobStore(store, db, gc, events)
         uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc, policies, events)
         app.state.services = Services(config, db, store, blobs, uploads, manifests, TagLists(db))
+        pull_through = PullThrough(proxy, manifests, uploads, upstream_transport) if proxy.enabled else None
+        app.state.services.proxy = pull_through
         app.state.collector = collector = Collector(db, store, gc, policies, events=events)
         purging, stop = config.storage.upload_purging, asyncio.Event()
         writable = not config.storage.read_only
@@ -163,11 +176,13 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
                 await task
             if database is None:
                 await db.dispose()
+            if pull_through is not None:
+                await pull_through.close()
             if backend is None:
                 await store.close()
 
     app = Starlette(
-        routes=_routes(config, auth),
+        routes=_routes(config, auth, proxy),
         lifespan=lifespan,
         exception_handlers={
             RegistryError: _registry_error,
@@ -188,6 +203,8 @@ def create_app(config: Config, *, backend: StorageBackend | None = None, databas
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
     if notifications.endpoints:
         app.add_middleware(RequestScopes)  # the request an event reports (registry.events.sink)
+    if proxy.enabled:
+        app.add_middleware(ProxyNamespaces, proxy=proxy, prefix=config.http.prefix)  # spec.md "Registry Proxying"
     app.add_middleware(ForwardedHeaders, trusted=config.http.trustedproxies)
     app.add_middleware(ResponseHeaders, extra=extra)
     observers: list[Observer] = [] if config.log_accesslog_disabled else [log_access]

@@ -17,7 +17,7 @@ NON_DRIVER_KEYS = frozenset({"delete", "redirect", "cache", "maintenance", "tag"
 # Schema kinds: a dict is a section; OPEN is a free-form mapping we use; IGNORED one we do not implement yet.
 OPEN = "open"
 IGNORED = "ignored"
-UNIMPLEMENTED: tuple[str, ...] = ("redis", "proxy", "reporting", "middleware")
+UNIMPLEMENTED: tuple[str, ...] = ("redis", "reporting", "middleware")
 UNIMPLEMENTED += ("validation", "compatibility", "catalog", "policy")
 STORAGE_SCHEMA: dict[str, object] = {
     "delete": {"enabled": "bool"},
@@ -45,6 +45,10 @@ HEALTH_SCHEMA: dict[str, object] = {  # registry.events.health; database is ours
     "database": CHECK_SCHEMA,
     **dict.fromkeys(("file", "http", "tcp"), IGNORED),
 }
+UPSTREAM_SCHEMA: dict[str, object] = {  # registry.proxy.config: distribution's proxy, and ours per prefix
+    **dict.fromkeys(("remoteurl", "username", "password", "passwordfile", "namespace"), "str"),
+    **{"ttl": "duration", "pushes": "bool"},
+}
 SCHEMA: dict[str, object] = {
     "version": "str",
     "loglevel": "str",
@@ -58,6 +62,8 @@ SCHEMA: dict[str, object] = {
     "immutable": "list",
     "health": HEALTH_SCHEMA,
     "notifications": {"events": {"includereferences": "bool"}, "endpoints": "list"},  # registry.events.endpoints
+    "proxy": UPSTREAM_SCHEMA,
+    "proxies": {"*": UPSTREAM_SCHEMA},  # ours: several upstreams, each under a prefix
     **dict.fromkeys(UNIMPLEMENTED, IGNORED),
 }
 

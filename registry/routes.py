@@ -20,6 +20,8 @@ from registry.auth.access import (
 from registry.auth.gate import Endpoint, guarded
 from registry.errors import ErrorCode
 from registry.handlers import blobs, catalog, manifests, referrers, tags, uploads
+from registry.handlers.proxied import refusing_mirrored
+from registry.proxy.config import ProxyConfig
 
 NAME = "/v2/{name:path}"
 UPLOAD = f"{NAME}/blobs/uploads/{{uuid}}"
@@ -44,13 +46,15 @@ _TABLE: list[tuple[str, Endpoint, tuple[str, ...], str, NeedOf]] = [
 ]
 
 
-def api_routes(read_only: bool = False) -> list[BaseRoute]:
+def api_routes(read_only: bool = False, proxy: ProxyConfig | None = None) -> list[BaseRoute]:
     """In read-only mode no mutating handler is registered: their routes answer 405 UNSUPPORTED (after the guard,
-    as distribution: a caller without access learns nothing)."""
+    as distribution: a caller without access learns nothing). So do they in a repository that mirrors an upstream."""
     routes: list[BaseRoute] = []
     for path, endpoint, methods, name, need in _TABLE:
-        refused = read_only and bool(MUTATING & set(methods))
-        routes.append(Route(path, guarded(_read_only if refused else endpoint, need), methods=list(methods), name=name))
+        mutating = bool(MUTATING & set(methods))
+        handler = _read_only if read_only and mutating else endpoint
+        handler = refusing_mirrored(handler, proxy) if proxy is not None and proxy.enabled and mutating else handler
+        routes.append(Route(path, guarded(handler, need), methods=list(methods), name=name))
     return routes
 
 

@@ -228,7 +228,6 @@ def test_ignored_sections_nested_and_unknown(tmp_path: Path) -> None:
         "log.hooks",
         "log.reportcaller",
         "http.http2",
-        "proxy",
         "validation",
         "compatibility",
         "catalog",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +20,9 @@ from registry.forwarded import base_url
 from registry.names import check_name
 from storage_backends import StorageBackend
 
+if TYPE_CHECKING:
+    from registry.proxy.cache import PullThrough
+
 
 @dataclass
 class Services:
@@ -29,6 +33,7 @@ class Services:
     uploads: UploadStore
     manifests: ManifestStore
     tags: TagLists
+    proxy: PullThrough | None = None  # the pull-through cache, when repositories mirror an upstream
 
 
 def services(request: Request) -> Services:

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from registry.errors import ErrorCode
+from registry.errors import ErrorCode, RegistryError
 from registry.handlers.base import empty, path_digest, repo_name, require_delete_enabled, services
+from registry.handlers.proxied import missing_blob
 from registry.handlers.sendfile import SendfileResponse
 from registry.protocol import ZEROCOPY
 
@@ -56,7 +57,13 @@ async def started(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 async def get_blob(request: Request) -> Response:
     name, digest = repo_name(request), path_digest(request)
     blobs = services(request).blobs
-    size = await blobs.size(name, digest)
+    try:
+        size = await blobs.size(name, digest)
+    except RegistryError as unknown:
+        answer = await missing_blob(request, name, digest, unknown)  # from the upstream, when name mirrors one
+        if answer is not None:
+            return answer
+        size = await blobs.size(name, digest)
     headers = {"Docker-Content-Digest": str(digest), "ETag": f'"{digest}"', "Accept-Ranges": "bytes"}
     if request.method == "HEAD":
         await blobs.touch(digest)  # a push asking whether to upload may name the blob in a manifest next

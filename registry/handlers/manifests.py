@@ -67,12 +67,20 @@ async def _negotiate(request: Request, name: str, manifest: StoredManifest) -> S
     choice: Descriptor | None = select_platform(children)
     if choice is None:
         raise ErrorCode.MANIFEST_UNKNOWN.error({"reason": "no linux/amd64 manifest in the index"})
-    return await services(request).manifests.get(name, choice.digest)
+    return await _lookup(request, name, choice.digest)
+
+
+async def _lookup(request: Request, name: str, reference: str) -> StoredManifest:
+    """The manifest kept here, or from the upstream when ``name`` mirrors one (``registry.proxy``)."""
+    proxy = services(request).proxy
+    if proxy is None:
+        return await services(request).manifests.get(name, reference)
+    return await proxy.manifest(name, reference)
 
 
 async def get_manifest(request: Request) -> Response:
     name, reference = repo_name(request), request.path_params["reference"]
-    manifest = await services(request).manifests.get(name, reference)
+    manifest = await _lookup(request, name, reference)
     manifest = await _negotiate(request, name, manifest)
     etag = f'"{manifest.digest}"'
     headers = {"Docker-Content-Digest": manifest.digest, "ETag": etag, "Content-Type": manifest.media_type}
