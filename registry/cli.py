@@ -28,6 +28,7 @@ from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
+from registry.config_schema import TLS
 from registry.content import binding, check_command, import_command
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
@@ -41,8 +42,6 @@ from storage_backends import create_backend
 
 log = logging.getLogger("registry")
 CONFIG_ENV = "REGISTRY_CONFIGURATION_PATH"
-TLS_KEYS = frozenset({"certificate", "key", "clientcas", "minimumtls"})
-MINIMUM_TLS = ("tls1.0", "tls1.1", "tls1.2")  # Python never offers less than TLS 1.2: the older ones are met too
 LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING, "info": logging.INFO}
 
 
@@ -155,26 +154,20 @@ def _uvicorn_options(config: Config, workers: int) -> dict[str, Any]:
     return options
 
 
-def _tls_options(tls: dict[str, Any]) -> dict[str, Any]:
-    """distribution's ``http.tls``: a certificate and key; ``clientcas`` makes a client certificate mandatory."""
-    unsupported = sorted(set(tls) - TLS_KEYS)
-    if unsupported:
-        raise ConfigError(f"http.tls.{unsupported[0]}", "not implemented yet; refusing to serve without it")
-    minimum = str(tls.get("minimumtls") or "tls1.2").lower()
-    if minimum not in MINIMUM_TLS:
-        raise ConfigError("http.tls.minimumtls", f"expected one of {', '.join(MINIMUM_TLS)}, got {minimum!r}")
-    if not tls.get("certificate"):
-        if tls.get("clientcas") or tls.get("key"):
+def _tls_options(given: dict[str, Any]) -> dict[str, Any]:
+    """distribution's ``http.tls`` (declared in ``registry.config_schema.TLS``, which refuses the keys we do not
+    implement): a certificate and key; ``clientcas`` makes a client certificate mandatory. Any minimumtls is met."""
+    tls = TLS.read(given, "http.tls")
+    if not tls["certificate"]:
+        if tls["clientcas"] or tls["key"]:
             raise ConfigError("http.tls.certificate", "expected a certificate file with http.tls.key and clientcas")
         return {}
     options: dict[str, Any] = {
         "ssl_certfile": _readable(tls["certificate"], "certificate"),
-        "ssl_keyfile": _readable(tls.get("key"), "key"),
+        "ssl_keyfile": _readable(tls["key"], "key"),
     }
-    cas = tls.get("clientcas") or []
-    if cas:
-        listed = cas if isinstance(cas, list) else [cas]
-        options["ssl_ca_certs"] = _client_ca_bundle([_readable(path, "clientcas") for path in listed])
+    if tls["clientcas"]:
+        options["ssl_ca_certs"] = _client_ca_bundle([_readable(path, "clientcas") for path in tls["clientcas"]])
         options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     return options
 

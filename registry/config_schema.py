@@ -1,71 +1,216 @@
-"""The shape of distribution's ``config.yml`` as we read it, and its ``REGISTRY_*`` environment overrides.
+"""The keys of distribution's ``config.yml`` as we read them, declared once (``registry.settings`` has the kinds),
+and its ``REGISTRY_*`` environment overrides. A storage driver declares its ``storage.<driver>`` section beside its
+code (``storage_backends``: ``PARAMETERS``), an auth provider its ``auth.<provider>`` section in
+``registry.auth.settings``.
 
-An env var's name is matched against the known key paths case-insensitively, longest key first (so keys containing
-``_`` work), in lexical order like distribution (``REGISTRY_STORAGE`` before ``REGISTRY_STORAGE_S3_*``).
+An env var's name is matched against the declared keys case-insensitively, longest key first (so keys containing
+``_`` work), in lexical order like distribution (``REGISTRY_STORAGE`` before ``REGISTRY_STORAGE_S3_*``); below a
+free-form key (a driver's unknown parameter, a ``proxies`` prefix) its lower-cased name is the key.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
-ENV_PREFIX = "REGISTRY_"
-NON_DRIVER_KEYS = frozenset({"delete", "redirect", "cache", "maintenance", "tag", "gc"})
+import storage_backends
+from registry.forwarded import TrustedProxies
+from registry.settings import (
+    IGNORED,
+    Bool,
+    Choice,
+    ConfigError,
+    Duration,
+    Ignored,
+    Int,
+    Kind,
+    OneOf,
+    Open,
+    Section,
+    Str,
+    Strings,
+    Value,
+    show,
+)
 
-# Schema kinds: a dict is a section; OPEN is a free-form mapping we use; IGNORED one we do not implement yet.
-OPEN = "open"
-IGNORED = "ignored"
-UNIMPLEMENTED: tuple[str, ...] = ("redis", "reporting", "middleware")
-UNIMPLEMENTED += ("validation", "compatibility", "catalog", "policy")
-STORAGE_SCHEMA: dict[str, object] = {
-    "delete": {"enabled": "bool"},
-    "redirect": {"disable": "bool"},
-    "gc": {  # ours: the online garbage collector (registry.gc)
-        **dict.fromkeys(("enabled", "dryrun"), "bool"),
-        **dict.fromkeys(("delay", "lease", "interval", "untagged"), "duration"),
+ENV_PREFIX = "REGISTRY_"
+SUPPORTED_VERSION = "0.1"
+LOG_LEVELS = ("error", "warn", "info", "debug")
+LOG_FORMATTERS = ("text", "logfmt", "json", "logstash")  # logfmt: ours; the others distribution's
+DEFAULT_ADDR = "127.0.0.1:5000"
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")  # uvicorn's forwarded_allow_ips default: a proxy on this host
+MINIMUM_TLS = ("tls1.0", "tls1.1", "tls1.2")  # Python never offers less than TLS 1.2: the older ones are met too
+HOUR = 3600.0
+UNIMPLEMENTED = ("redis", "reporting", "middleware", "validation", "compatibility", "catalog", "policy")
+
+
+def listen_host_port(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
+        raise ConfigError("http.addr", f"expected host:port with a port in 1..65535, got {addr!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError("http.addr", f"an IPv6 host must be in brackets, like [::1]:5000, got {addr!r}")
+    if re.search(r"[\s/\[\]]", host):
+        raise ConfigError("http.addr", f"expected host:port, got {addr!r}")
+    return host or "0.0.0.0", int(port)
+
+
+def normalize_prefix(prefix: str) -> str:
+    if re.search(r"[\s?#]", prefix):
+        raise ConfigError("http.prefix", f"expected a URL path like /registry/, got {prefix!r}")
+    segments = [segment for segment in prefix.split("/") if segment]
+    return "/" + "/".join(segments) if segments else ""
+
+
+def _listen_addr(addr: str) -> str | None:
+    if addr:
+        listen_host_port(addr)
+    return addr or None
+
+
+def _host(host: str) -> str | None:
+    if not host:
+        return None
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"expected an absolute URL like https://registry.example.com, got {host!r}")
+    return host.rstrip("/")
+
+
+def _metrics_path(path: str) -> str:
+    if not path.startswith("/") or re.search(r"[\s?#]", path) or path.rstrip("/") in ("", "/debug/health"):
+        raise ValueError(f"expected a URL path like /metrics, got {path!r}")
+    return path
+
+
+def _database_url(url: str) -> str:
+    if url and "://" not in url:
+        raise ValueError("expected an SQLAlchemy URL like sqlite+aiosqlite:////abs/path/registry.db")
+    return url
+
+
+class Headers(Open):
+    """``http.headers``: each name with a string or a list of strings."""
+
+    example = ("{X-A: b}", {"X-A": ["b"]})
+
+    def convert(self, value: Any, key: str) -> dict[str, list[str]]:
+        headers: dict[str, list[str]] = {}
+        for name, given in super().convert(value, key).items():
+            items = given if isinstance(given, list) else [given]
+            texts = [Str().read(item, key) if isinstance(item, str | int | float) else None for item in items]
+            if any(text is None or "\r" in text or "\n" in text for text in texts):
+                raise ConfigError(f"{key}.{name}", f"expected a string or a list of strings, got {show(given)}")
+            headers[str(name)] = [str(text) for text in texts]
+        return headers
+
+
+def _auth_provider(name: str) -> Section | None:
+    from registry.auth.settings import PROVIDERS  # each provider declares its section beside its settings
+
+    return PROVIDERS.get(name)
+
+
+TLS = Section(  # http.tls, distribution's; any other key (letsencrypt) is refused rather than served without
+    {
+        **{"certificate": Str(), "key": Str(), "clientcas": Strings([])},
+        "minimumtls": Choice(*MINIMUM_TLS, default="tls1.2"),
     },
-    "maintenance": {
-        "uploadpurging": {"enabled": "bool", "age": "duration", "interval": "duration", "dryrun": "bool"},
-        "readonly": {"enabled": "bool"},
+    strict=True,
+    unknown="not implemented yet; refusing to serve without it",
+)
+CHECK = Section({"enabled": Bool(False), "interval": Duration(10.0, zero=10.0), "threshold": Int(0, minimum=0)})
+UPSTREAM = Section(  # registry.proxy.config: distribution's proxy, and ours per prefix
+    {
+        **dict.fromkeys(("remoteurl", "username", "password", "passwordfile", "namespace"), Str()),
+        **{"ttl": Duration(), "pushes": Bool(False)},
+    }
+)
+STORAGE = OneOf(
+    {
+        "delete": Section({"enabled": Bool(False)}),
+        "redirect": Section({"disable": Bool(False)}),
+        "gc": Section(  # ours: the online garbage collector (registry.gc)
+            {
+                **{"enabled": Bool(True), "dryrun": Bool(False)},
+                **{"delay": Duration(24 * HOUR), "lease": Duration(HOUR), "interval": Duration(30.0, zero=30.0)},
+                "untagged": Duration(None, never=True),
+            }
+        ),
+        "maintenance": Section(
+            {
+                "uploadpurging": Section(
+                    {
+                        **{"enabled": Bool(True), "age": Duration(168 * HOUR)},
+                        **{"interval": Duration(24 * HOUR), "dryrun": Bool(False)},
+                    }
+                ),
+                "readonly": Section({"enabled": Bool(False)}),
+            }
+        ),
+        **dict.fromkeys(("cache", "tag"), IGNORED),
     },
-    **dict.fromkeys(("cache", "tag"), IGNORED),
-    "*": OPEN,  # the driver section
-}
-HTTP_SCHEMA: dict[str, object] = {
-    **dict.fromkeys(("addr", "net", "host", "prefix", "secret"), "str"),
-    **{"relativeurls": "bool", "draintimeout": "duration", "workers": "int", "tls": OPEN, "headers": OPEN},
-    "trustedproxies": "list",
-    "debug": {"addr": "str", "prometheus": {"enabled": "bool", "path": "str"}},  # registry.events.debug
-}
-CHECK_SCHEMA: dict[str, object] = {"enabled": "bool", "interval": "duration", "threshold": "int"}
-HEALTH_SCHEMA: dict[str, object] = {  # registry.events.health; database is ours
-    "storagedriver": CHECK_SCHEMA,
-    "database": CHECK_SCHEMA,
-    **dict.fromkeys(("file", "http", "tcp"), IGNORED),
-}
-UPSTREAM_SCHEMA: dict[str, object] = {  # registry.proxy.config: distribution's proxy, and ours per prefix
-    **dict.fromkeys(("remoteurl", "username", "password", "passwordfile", "namespace"), "str"),
-    **{"ttl": "duration", "pushes": "bool"},
-}
-SCHEMA: dict[str, object] = {
-    "version": "str",
-    "loglevel": "str",
-    "log": {"level": "str", "formatter": "str", "fields": OPEN, "accesslog": {"disabled": "bool"}},
-    "storage": STORAGE_SCHEMA,
-    "http": HTTP_SCHEMA,
-    "database": {"url": "str"},
-    "auth": OPEN,
-    # ours: tag retention and immutable tags (registry.gc.policies reads and checks them)
-    "retention": {"dryrun": "bool", "interval": "duration", "policies": "list"},
-    "immutable": "list",
-    "health": HEALTH_SCHEMA,
-    "notifications": {"events": {"includereferences": "bool"}, "endpoints": "list"},  # registry.events.endpoints
-    "proxy": UPSTREAM_SCHEMA,
-    "proxies": {"*": UPSTREAM_SCHEMA},  # ours: several upstreams, each under a prefix
-    **dict.fromkeys(UNIMPLEMENTED, IGNORED),
-}
+    storage_backends.parameters,
+    "driver",
+)
+HTTP = Section(
+    {
+        **{"addr": Str(), "net": Choice("tcp", "unix", default="tcp"), "host": Str(check=_host)},
+        **{"prefix": Str("", check=normalize_prefix), "secret": Str(), "relativeurls": Bool(False)},
+        **{"draintimeout": Duration(), "workers": Int(1, minimum=1), "tls": TLS, "headers": Headers()},
+        "trustedproxies": Strings(
+            TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES),
+            split=True,
+            check=TrustedProxies.parse,
+            expected="a list of addresses, networks or *",
+        ),
+        "debug": Section(  # registry.events.debug
+            {
+                "addr": Str(check=_listen_addr),
+                "prometheus": Section({"enabled": Bool(False), "path": Str("/metrics", check=_metrics_path)}),
+            }
+        ),
+    }
+)
+LOG_LEVEL = Choice(*LOG_LEVELS, default="info", aliases={"warning": "warn"})
+SCHEMA = Section(
+    {
+        **{"version": Str(), "loglevel": LOG_LEVEL},  # loglevel: distribution's deprecated log.level
+        "log": Section(
+            {
+                **{"level": LOG_LEVEL, "formatter": Choice(*LOG_FORMATTERS, default="text")},
+                **{"fields": Open(), "accesslog": Section({"disabled": Bool(False)})},
+            }
+        ),
+        "storage": STORAGE,
+        "http": HTTP,
+        "database": Section({"url": Str(check=_database_url)}),  # ours
+        "auth": OneOf({}, _auth_provider, "provider"),
+        # ours: tag retention and immutable tags (registry.gc.policies reads and checks them)
+        "retention": Section({"dryrun": Bool(False), "interval": Duration(HOUR), "policies": Value()}),
+        "immutable": Value(),
+        "health": Section(  # registry.events.health; database is ours
+            {"storagedriver": CHECK, "database": CHECK, **dict.fromkeys(("file", "http", "tcp"), IGNORED)}
+        ),
+        "notifications": Section(  # registry.events.endpoints
+            {"events": Section({"includereferences": Bool(False)}), "endpoints": Value()}
+        ),
+        "proxy": UPSTREAM,
+        "proxies": Section({}, other=UPSTREAM),  # ours: several upstreams, each under a prefix
+        **dict.fromkeys(UNIMPLEMENTED, IGNORED),
+    }
+)
+
+
+# --- REGISTRY_* environment overrides ---
+
+EnvPath = list[tuple[Any, "Kind | Ignored"]]
 
 
 def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -82,38 +227,42 @@ def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[str, ...
     return tuple(unknown)
 
 
-def _env_set(raw: dict[str, Any], path: list[tuple[Any, object]], text: str) -> None:
+def _env_set(raw: dict[str, Any], path: EnvPath, text: str) -> None:
     node = raw
-    for key, _ in path[:-1]:
+    for key, schema in path[:-1]:
         child = node.get(key)
         if not isinstance(child, dict):
-            child = {child: {}} if isinstance(child, str) and key in ("storage", "auth") else {}
+            child = {child: {}} if isinstance(child, str) and isinstance(schema, OneOf) else {}
             node[key] = child
         node = child
     _assign(node, *path[-1], text)
 
 
-def _env_path(node: object, schema: object, tokens: list[str]) -> list[tuple[Any, object]] | None:
-    """The keys and schema kinds an env var's tokens lead to; longest match first, so keys with "_" work."""
+def _descends(schema: Kind | Ignored) -> bool:
+    return isinstance(schema, Section | Open | Ignored)
+
+
+def _env_path(node: object, schema: Kind | Ignored, tokens: list[str]) -> EnvPath | None:
+    """The keys and schema nodes an env var's tokens lead to; longest match first, so keys with "_" work."""
     mapping = node if isinstance(node, dict) else {}
     for n in range(len(tokens), 0, -1):
         key = _find_key(mapping, schema, "_".join(tokens[:n]))
         if key is None:
             continue
-        child_schema = schema.get(key, schema.get("*")) if isinstance(schema, dict) else OPEN
+        child = schema.child(key) if isinstance(schema, Section) else Open()
         if n == len(tokens):
-            return [(key, child_schema)]
-        if isinstance(child_schema, dict) or child_schema in (OPEN, IGNORED):
-            tail = _env_path(mapping.get(key), child_schema, tokens[n:])
+            return [(key, child)]
+        if _descends(child):
+            tail = _env_path(mapping.get(key), child, tokens[n:])
             if tail is not None:
-                return [(key, child_schema), *tail]
+                return [(key, child), *tail]
     return None
 
 
-def _find_key(node: dict[Any, Any], schema: object, wanted: str) -> Any:
-    if isinstance(schema, dict):
-        known = [key for key in schema if key != "*" and key.upper() == wanted]
-        if known or "*" not in schema:
+def _find_key(node: dict[Any, Any], schema: Kind | Ignored, wanted: str) -> Any:
+    if isinstance(schema, Section):
+        known = [key for key in schema.keys if key.upper() == wanted]
+        if known or not (schema.strict or isinstance(schema.other, Kind)):
             return known[0] if known else None
     existing = [key for key in node if str(key).upper() == wanted]
     if existing:
@@ -121,31 +270,20 @@ def _find_key(node: dict[Any, Any], schema: object, wanted: str) -> Any:
     return wanted.lower() if "_" not in wanted else None
 
 
-def _assign(node: dict[Any, Any], key: Any, kind: object, text: str) -> None:
-    value = _env_value(kind, text)
-    if kind is STORAGE_SCHEMA and isinstance(value, str):  # REGISTRY_STORAGE=s3 switches the driver
+def _assign(node: dict[Any, Any], key: Any, schema: Kind | Ignored, text: str) -> None:
+    value = _env_value(schema, text)
+    if isinstance(schema, OneOf) and isinstance(value, str):  # REGISTRY_STORAGE=s3 switches the driver
         section = node.get(key)
-        kept = {k: v for k, v in section.items() if k in NON_DRIVER_KEYS} if isinstance(section, dict) else {}
+        kept = {k: v for k, v in section.items() if k in schema.keys} if isinstance(section, dict) else {}
         value = {**kept, value: {}}
     node[key] = value
 
 
-def _env_value(kind: object, text: str) -> object:
+def _env_value(schema: Kind | Ignored, text: str) -> object:
     if not text:
         return None
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    return text if kind == "str" and not isinstance(value, str) else value
-
-
-def ignored_keys(node: dict[Any, Any], schema: dict[str, object], prefix: str = "") -> list[str]:
-    found: list[str] = []
-    for key, value in node.items():
-        child = schema.get(key, schema.get("*", IGNORED)) if isinstance(key, str) else IGNORED
-        if child == IGNORED:
-            found.append(f"{prefix}{key}")
-        elif isinstance(child, dict) and isinstance(value, dict):
-            found.extend(ignored_keys(value, child, f"{prefix}{key}."))
-    return found
+    return text if isinstance(schema, Kind) and schema.text and not isinstance(value, str) else value

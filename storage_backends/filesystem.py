@@ -20,8 +20,15 @@ import stat as stat_mode
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import BinaryIO, cast
 
+from registry.settings import Section, Text, Value
 from storage_backends.base import CHUNK_SIZE, FileInfo, FileWriter, clean_path
 from storage_backends.errors import InvalidOffset, InvalidPath, PathNotFound, StorageError
+
+DEFAULT_ROOT = "/var/lib/registry"  # distribution's
+# storage.filesystem; maxthreads is distribution's limit on blocking threads: asyncio's default executor bounds ours
+PARAMETERS = Section(
+    {"rootdirectory": Text(DEFAULT_ROOT, always=True, check=os.path.abspath), "maxthreads": Value()}, strict=True
+)
 
 _INTERNAL_NAME = re.compile(r"\..+\.(?:partial|[0-9a-f]{16}\.tmp)")
 
@@ -259,8 +266,7 @@ class FilesystemBackend:
     name = "filesystem"
     redirects = False
 
-    def __init__(self, rootdirectory: str = "/var/lib/registry", maxthreads: int | None = None) -> None:
-        # maxthreads is distribution's limit on blocking threads; asyncio's default executor bounds ours
+    def __init__(self, rootdirectory: str, maxthreads: object = None) -> None:
         self._root = os.path.abspath(rootdirectory)
 
     def _resolve(self, path: str) -> str:

@@ -11,6 +11,7 @@ from bisect import bisect_left, insort
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from registry.settings import Section
 from storage_backends.base import CHUNK_SIZE, FileInfo, FileWriter, SingleUseWriter, clean_path
 from storage_backends.errors import InvalidOffset, PathNotFound, StorageError
 
@@ -55,6 +56,9 @@ class _InMemoryWriter(SingleUseWriter):
         self._finish()
         if self._backend._staging.get(self._path) is self._staged:
             del self._backend._staging[self._path]
+
+
+PARAMETERS = Section({}, strict=True)  # storage.inmemory takes no parameter
 
 
 class InMemoryBackend:

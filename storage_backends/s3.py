@@ -20,17 +20,8 @@ from typing import Any
 
 from storage_backends.base import CHUNK_SIZE, FileInfo, FileWriter, clean_path
 from storage_backends.errors import InvalidOffset, InvalidPath, PathNotFound, StorageError
-from storage_backends.s3_client import (
-    MAX_PART_SIZE,
-    MIB,
-    MIN_PART_SIZE,
-    S3Calls,
-    S3Settings,
-    as_bool,
-    as_int,
-    endpoint_url,
-    make_client,
-)
+from storage_backends.s3_client import PARAMETERS as PARAMETERS  # storage.s3, declared beside the client
+from storage_backends.s3_client import S3Calls, S3Settings, endpoint_url, make_client
 from storage_backends.s3_reader import read_object
 from storage_backends.s3_writer import S3Writer, multipart_copy
 
@@ -43,57 +34,31 @@ class S3Backend:
     name = "s3"
     redirects = True
 
-    def __init__(  # noqa: PLR0913 - distribution's parameter names, all keywords
-        self,
-        bucket: str,
-        region: str,
-        regionendpoint: str | None = None,
-        accesskey: str | None = None,
-        secretkey: str | None = None,
-        sessiontoken: str | None = None,
-        rootdirectory: str = "",
-        secure: Any = True,
-        skipverify: Any = False,
-        v4auth: Any = True,
-        chunksize: Any = 10 * MIB,
-        forcepathstyle: Any = False,
-        multipartcopythresholdsize: Any = 32 * MIB,
-        multipartcopychunksize: Any = 32 * MIB,
-        multipartcopymaxconcurrency: Any = 100,
-        encrypt: Any = False,
-        keyid: str | None = None,
-        storageclass: str = "STANDARD",
-        objectacl: str | None = None,
-        accelerate: Any = False,
-        usedualstack: Any = False,
-        useragent: str | None = None,
-        loglevel: str | None = None,
-        maxthreads: Any = None,
-    ) -> None:
-        # useragent, loglevel and maxthreads are accepted for config.yml compatibility with distribution
-        root = str(rootdirectory or "").strip("/")
+    def __init__(self, **params: Any) -> None:
+        """``params``: every key of ``PARAMETERS``, typed (``storage_backends.create_backend`` reads them)."""
+        root = str(params["rootdirectory"] or "").strip("/")
         self.settings = S3Settings(
-            bucket=bucket,
+            bucket=params["bucket"],
             root=f"{root}/" if root else "",
-            chunksize=as_int("chunksize", chunksize, MIN_PART_SIZE, MAX_PART_SIZE),
-            copy_threshold=as_int("multipartcopythresholdsize", multipartcopythresholdsize, 0, MAX_PART_SIZE),
-            copy_chunksize=as_int("multipartcopychunksize", multipartcopychunksize, MIN_PART_SIZE, MAX_PART_SIZE),
-            copy_concurrency=as_int("multipartcopymaxconcurrency", multipartcopymaxconcurrency, 1),
-            put_args=_put_args(as_bool("encrypt", encrypt), keyid, storageclass, objectacl),
+            chunksize=params["chunksize"],
+            copy_threshold=params["multipartcopythresholdsize"],
+            copy_chunksize=params["multipartcopychunksize"],
+            copy_concurrency=params["multipartcopymaxconcurrency"],
+            put_args=_put_args(params["encrypt"], params["keyid"], params["storageclass"], params["objectacl"]),
         )
         client = make_client(
-            region=region,
-            endpoint=endpoint_url(regionendpoint, as_bool("secure", secure)),
-            accesskey=accesskey,
-            secretkey=secretkey,
-            sessiontoken=sessiontoken,
-            verify=not as_bool("skipverify", skipverify),
-            pathstyle=as_bool("forcepathstyle", forcepathstyle),
-            v4auth=as_bool("v4auth", v4auth),
-            accelerate=as_bool("accelerate", accelerate),
-            dualstack=as_bool("usedualstack", usedualstack),
+            region=params["region"],
+            endpoint=endpoint_url(params["regionendpoint"], params["secure"]),
+            accesskey=params["accesskey"],
+            secretkey=params["secretkey"],
+            sessiontoken=params["sessiontoken"],
+            verify=not params["skipverify"],
+            pathstyle=params["forcepathstyle"],
+            v4auth=params["v4auth"],
+            accelerate=params["accelerate"],
+            dualstack=params["usedualstack"],
         )
-        self.s3 = S3Calls(client, bucket)
+        self.s3 = S3Calls(client, self.settings.bucket)
         self._known_dirs: dict[str, None] = {}  # keys known to be directories: their files need no ancestor check
 
     # --- paths ---

@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from registry.settings import Bool, Int, Section, Str, Text, Value
 from storage_backends.errors import PathNotFound, StorageError
 
 MIB = 1024 * 1024
@@ -33,6 +34,31 @@ _T = TypeVar("_T")
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
 
 
+def _flag(default: bool) -> Bool:
+    return Bool(default, lenient=True)  # distribution's parameters may be strings ("true", from the environment)
+
+
+def _size(default: int, minimum: int, maximum: int | None = MAX_PART_SIZE) -> Int:
+    return Int(default, minimum=minimum, maximum=maximum, lenient=True)
+
+
+PARAMETERS = Section(  # distribution's storage.s3
+    {
+        **{"bucket": Text(required=True), "region": Text(required=True), "rootdirectory": Str("")},
+        **dict.fromkeys(("regionendpoint", "accesskey", "secretkey", "sessiontoken", "keyid", "objectacl"), Str()),
+        **{"secure": _flag(True), "skipverify": _flag(False), "v4auth": _flag(True), "forcepathstyle": _flag(False)},
+        **{"encrypt": _flag(False), "accelerate": _flag(False), "usedualstack": _flag(False)},
+        "storageclass": Str("STANDARD"),
+        "chunksize": _size(10 * MIB, MIN_PART_SIZE),
+        "multipartcopythresholdsize": _size(32 * MIB, 0),
+        "multipartcopychunksize": _size(32 * MIB, MIN_PART_SIZE),
+        "multipartcopymaxconcurrency": _size(100, 1, None),
+        **dict.fromkeys(("useragent", "loglevel", "maxthreads"), Value()),  # accepted, as distribution's, unused
+    },
+    strict=True,
+)
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """What the backend needs from ``storage.s3``, checked and typed."""
@@ -44,27 +70,6 @@ class S3Settings:
     copy_chunksize: int
     copy_concurrency: int
     put_args: dict[str, str]  # extra arguments of every object-creating call (encryption, storage class, ACL)
-
-
-def as_int(name: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"storage.s3.{name}: expected an integer, got {value!r}") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        raise ValueError(f"storage.s3.{name}: {number} is outside {minimum}..{maximum or 'unbounded'}")
-    return number
-
-
-def as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise ValueError(f"storage.s3.{name}: expected true or false, got {value!r}")
 
 
 def endpoint_url(regionendpoint: str | None, secure: bool) -> str | None:
