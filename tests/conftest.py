@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -164,3 +165,27 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """A test that runs a command in-process configures logging for the whole process (``logging.config.dictConfig``
+    in ``registry.cli``): its handlers, levels and disabled loggers are undone after it, so the next test's stderr
+    and log records are its own. pytest's own capture handlers on the root logger are left to pytest."""
+    root = logging.getLogger()
+    root_level, root_handlers = root.level, set(root.handlers)
+    named = {
+        name: (logger.level, logger.disabled, logger.propagate, list(logger.handlers))
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    root.setLevel(root_level)
+    for handler in root.handlers[:]:
+        if handler not in root_handlers and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger):
+            level, disabled, propagate, handlers = named.get(name, (logging.NOTSET, False, True, []))
+            logger.setLevel(level)
+            logger.disabled, logger.propagate, logger.handlers = disabled, propagate, handlers

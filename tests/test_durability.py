@@ -198,7 +198,8 @@ async def test_what_a_201_acknowledges_commits_with_fsync_and_session_bookkeepin
 
     monkeypatch.setattr(Database, "write", recording_write)
     config, layer = b'{"rootfs": {}}', b"layer" * 1000
-    async with client_on(api_config(tmp_path, "filesystem")) as client:
+    no_purging = {"REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_ENABLED": "false"}  # its schedule commits at start
+    async with client_on(api_config(tmp_path, "filesystem", **no_purging)) as client:
         for blob in (layer, config):
             location = path_of((await client.post("/v2/durable/repo/blobs/uploads/")).headers["location"])
             assert (await client.patch(location, content=_chunked(blob))).status_code == 202
