@@ -1,12 +1,14 @@
 """The pull-through cache with a real upstream: a second registry process (ours, or distribution 2.8.2 under
-E2E_SERVER=distribution), with and without htpasswd auth, behind a counting reverse proxy (tests/faultproxy.py),
-behind our cache. docker pulls through the cache, then the upstream stops and the same pulls still work."""
+E2E_SERVER=distribution), with and without htpasswd auth (and ours with its token service: docker's Bearer flow),
+behind a counting reverse proxy (tests/faultproxy.py), behind our cache. docker pulls through the cache, then the
+upstream stops and the same pulls still work."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,28 +20,48 @@ from tests.faultproxy import FaultProxy
 
 from .daemons import DockerDaemon, docker_forget, docker_push
 from .images import AppImage
-from .server import RegistryServer, server_kind
-from .test_auth import PASSWORDS, add_users, docker_login
+from .server import RegistryServer, needs_our_server, server_kind
+from .test_auth import PASSWORDS, auth_config, docker_login
 
 pytestmark = pytest.mark.e2e
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
+class TokenAuth(httpx.Auth):
+    """docker's token flow: the 401 names the token service, the service and the scope; a token from there, asked
+    with Basic credentials, goes on the request again as a Bearer."""
+
+    requires_response_body = True
+
+    def __init__(self, user: str, password: str) -> None:
+        self.basic = httpx.BasicAuth(user, password)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        response = yield request
+        if response.status_code != 401:
+            return
+        challenge = dict(re.findall(r'(\w+)="([^"]*)"', response.headers["www-authenticate"]))
+        params = {key: challenge[key] for key in ("service", "scope") if key in challenge}
+        asked = yield next(self.basic.auth_flow(httpx.Request("GET", challenge["realm"], params=params)))
+        request.headers["Authorization"] = f"Bearer {asked.json()['token']}"
+        yield request
+
+
 class Mirror:
-    def __init__(self, root: Path, auth: bool, ttl: str = "0") -> None:
+    def __init__(self, root: Path, mode: str, ttl: str = "0") -> None:
+        """``mode``: the upstream's auth, ``anonymous``, ``htpasswd`` or ``token``."""
         root.mkdir(parents=True)
-        extra: dict[str, Any] = {}
-        if auth:
-            add_users(root / "htpasswd")
-            extra = {"auth": {"htpasswd": {"realm": "upstream", "path": str(root / "htpasswd")}}}
-        self.auth = ("alice", PASSWORDS["alice"]) if auth else None
+        extra: dict[str, Any] = {} if mode == "anonymous" else auth_config(mode, root)
+        auth = self.auth = None if mode == "anonymous" else ("alice", PASSWORDS["alice"])
+        self.http_auth: httpx.Auth | None = TokenAuth(*auth) if auth and mode == "token" else None
+        self.http_auth = self.http_auth or (httpx.BasicAuth(*auth) if auth else None)
         self.upstream = RegistryServer(root / "upstream", server_kind(), extra_config=extra)
         self.upstream.start()
         self.counter = FaultProxy(self.upstream.url)
         self.counter.start()
         proxy: dict[str, Any] = {"remoteurl": self.counter.url, "ttl": ttl}
         if auth:
-            proxy |= {"username": "alice", "password": PASSWORDS["alice"]}
+            proxy |= {"username": auth[0], "password": auth[1]}
         self.cache = RegistryServer(root / "cache", "ours", extra_config={"proxy": proxy})
         self.cache.start()
         self.log_path, self.log_title = self.cache.log_path, "pull-through cache"
@@ -50,7 +72,7 @@ class Mirror:
         self.upstream.stop()
 
     def upstream_http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.upstream.url, auth=self.auth, trust_env=False, timeout=30)
+        return httpx.Client(base_url=self.upstream.url, auth=self.http_auth, trust_env=False, timeout=30)
 
     def push(self, repo: str, tag: str, layer: bytes, seed: str = "") -> tuple[str, str]:
         """A one-layer image pushed to the upstream by HTTP; its manifest's and its layer's digests."""
@@ -82,7 +104,7 @@ def _descriptor(media_type: str, data: bytes) -> dict[str, Any]:
 
 @pytest.fixture(params=["anonymous", "htpasswd"])
 def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Mirror]:
-    built = Mirror(tmp_path / "mirror", auth=request.param == "htpasswd")
+    built = Mirror(tmp_path / "mirror", request.param)
     try:
         yield built
     finally:
@@ -110,6 +132,27 @@ def test_docker_pulls_through_the_cache_and_again_with_the_upstream_stopped(
         dockerd.run("pull", f"{mirror.cache.host}/e2e/app@{digest}")
     finally:
         dockerd.run("rmi", "--force", cached, f"{mirror.cache.host}/e2e/app@{digest}", check=False)
+
+
+@needs_our_server("the built-in token service, as the upstream")
+def test_the_cache_logs_in_to_a_token_upstream_with_dockers_bearer_flow(tmp_path: Path) -> None:
+    """The upstream answers 401 with a Bearer challenge (as Docker Hub and ghcr.io do): the cache asks its token
+    service with the configured credentials, and serves what only a token could read, then serves it again with the
+    upstream stopped."""
+    mirror = Mirror(tmp_path / "mirror", "token")
+    try:
+        with httpx.Client(base_url=mirror.upstream.url, trust_env=False) as anonymous:
+            challenge = anonymous.get("/v2/e2e/signed/manifests/v1")
+            assert challenge.status_code == 401 and challenge.headers["www-authenticate"].startswith("Bearer ")
+        digest, layer = mirror.push("e2e/signed", "v1", b"a layer behind a token service")
+        with httpx.Client(base_url=mirror.cache.url, trust_env=False) as cache:
+            for _ in range(2):
+                manifest = cache.get("/v2/e2e/signed/manifests/v1", headers={"Accept": OCI_MANIFEST})
+                assert manifest.headers["docker-content-digest"] == digest
+                assert cache.get(f"/v2/e2e/signed/blobs/{layer}").content == b"a layer behind a token service"
+                mirror.upstream.stop()
+    finally:
+        mirror.stop()
 
 
 def test_a_tag_moved_upstream_is_seen_after_the_ttl(mirror: Mirror) -> None:
