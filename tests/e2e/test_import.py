@@ -1,8 +1,9 @@
 """Taking over from distribution in place: CNCF distribution 2.8.2 (`docker-registry`) takes docker pushes (two
-images sharing layers, several tags, two repositories), a hand-pushed multi-platform OCI index and an artifact
-whose subject is one of them; it is stopped, `registry import` runs on the same config.yml, and our server serves
-what distribution served: the same catalog and tag lists, docker pull by tag and by digest, skopeo copies of every
-blob, the subject's referrers. Then an import killed with SIGKILL halfway through converges when run again."""
+images sharing layers, several tags, two repositories), a hand-pushed multi-platform OCI index and an oras artifact
+(oras-py, `--subject`) whose subject is one of them; it is stopped, `registry import` runs on the same config.yml,
+and our server serves what distribution served: the same catalog and tag lists, docker pull by tag and by digest,
+skopeo copies of every blob, the subject's referrers. Then an import killed with SIGKILL halfway through converges
+when run again."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.s3server import MotoServer
 
 from .client import expect
 from .daemons import DockerDaemon, Skopeo, docker_push
-from .images import AppImage, Blob, canonical_json, make_artifact, make_oci_image, tar_files
+from .images import AppImage, Blob, canonical_json, make_oci_image, tar_files
 from .procs import base_env, require, run
 from .server import RegistryServer, needs_our_server
 from .test_index import make_index, native_and_foreign_arch, platform_image
@@ -30,6 +31,7 @@ from .test_index import make_index, native_and_foreign_arch, platform_image
 pytestmark = [pytest.mark.e2e, needs_our_server("registry import is ours")]
 
 SIGNATURE = "application/vnd.example.signature"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def registry_import(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,18 +69,25 @@ def push_with_docker(dockerd: DockerDaemon, server: RegistryServer, image: AppIm
     return {name: docker_push(dockerd, ref)[0] for name, ref in refs.items()}
 
 
-def push_index_and_referrer(server: RegistryServer, busybox_rootfs: Path) -> tuple[Blob, Blob]:
+def push_index_and_referrer(server: RegistryServer, busybox_rootfs: Path, tmp_path: Path) -> tuple[Blob, str]:
+    """The index by hand; then oras (oras-py, as a user's script runs it) pushes a signature whose subject is the
+    index's first manifest, tagged ``signature``. The index and the signature's digest."""
     native_arch, foreign_arch = native_and_foreign_arch()
     native, foreign = platform_image(native_arch, busybox_rootfs), platform_image(foreign_arch, None)
     index = make_index([native, foreign])
-    blobs, artifact = make_artifact(native.manifest, SIGNATURE, b"signed by e2e")
     with server.client() as client:
         client.push_image("e2e/multi", native)
         client.push_image("e2e/multi", foreign)
         client.put_manifest("e2e/multi", "v1", index)
-        for blob in blobs:
-            client.push_blob("e2e/multi", blob)
-        client.put_manifest("e2e/multi", artifact.digest, artifact)
+        signature = tmp_path / "oras" / "signature.txt"
+        signature.parent.mkdir()
+        signature.write_text("signed by e2e\n")
+        subject = f"{native.manifest.media_type}@{native.manifest.digest}@{len(native.manifest.data)}"
+        oras = [sys.executable, Path(__file__).with_name("oras_run.py"), "push", server.host]
+        target = f"{server.host}/e2e/multi:signature"
+        run([*oras, target, "-", "-", "basic", signature, tmp_path / "oras" / "config.json", subject, SIGNATURE])
+        head = client.http.head("/v2/e2e/multi/manifests/signature", headers={"Accept": OCI_MANIFEST})
+        artifact = expect(head, 200).headers["docker-content-digest"]
     return index, artifact
 
 
@@ -91,7 +100,7 @@ def test_distribution_storage_imported_and_served(
     tmp_path: Path,
 ) -> None:
     digests = push_with_docker(dockerd, distribution, app_image, tmp_path)
-    index, artifact = push_index_and_referrer(distribution, busybox_rootfs)
+    index, artifact = push_index_and_referrer(distribution, busybox_rootfs, tmp_path)
     listed = listing(distribution)
     assert listed["e2e/app"] == ["1", "extended", "latest"]
     distribution.stop()
@@ -99,16 +108,14 @@ def test_distribution_storage_imported_and_served(
     ours = RegistryServer(distribution.root, "ours")  # the same data directory and database path, a new port
     assert ours.config is not None
     out = registry_import(ours.config).stdout
-    assert "imported: 3 repositories, 7 manifests, 5 tags" in out, out
+    assert "imported: 3 repositories, 7 manifests, 6 tags" in out, out
     assert "skipped: nothing" in out, out
     ours.start()
     try:
         assert listing(ours) == listed
         with ours.client() as client:
             referrers = expect(client.http.get(f"/v2/e2e/multi/referrers/{index_child(index)}"), 200).json()
-            assert [(m["digest"], m.get("artifactType")) for m in referrers["manifests"]] == [
-                (artifact.digest, SIGNATURE)
-            ]
+            assert [(m["digest"], m.get("artifactType")) for m in referrers["manifests"]] == [(artifact, SIGNATURE)]
         for name in ("app:1", "app:extended", "tools/app:1"):
             repo = name.split(":")[0]
             pulled = dockerd.run("pull", f"{ours.host}/e2e/{repo}@{digests[name]}").stdout
