@@ -1,12 +1,16 @@
 """Pull events: kept in memory, never in SQL, as distribution keeps all its events.
 
 A pull changes nothing, so there is no transaction for its event to join, and a GET must not wait on SQL for it.
-The GET captures a ``Pull`` (the raw values its event needs: a dozen references, no dict, no JSON, no URL) into the
+The GET captures a ``Pull`` (the raw values its event needs, in a plain tuple: no dict, no JSON, no URL) into the
 bounded queue of each endpoint that wants it; that endpoint's delivery loop (``registry.events.delivery``) renders
-the events (``PullEvents``: the URL's path and base are kept per content and per host, as pulls repeat) and posts
-them in the same envelopes as the outbox's events. A queue that is full drops its oldest pull for the new one (the
-latest pulls are the ones a receiver wants when it comes back), counts it, and warns at most every WARN_EVERY
-seconds. What a queue holds is lost on a crash, as distribution's queue is.
+the events (``PullEvents``: a content's target and a client's request fields are kept as JSON, as pulls repeat) and
+posts them in the same envelopes as the outbox's events. A tuple, because the garbage collector untracks a tuple of
+strings, numbers and such tuples at its first pass: pulls waiting are never promoted to the older generations, whose
+collections (the whole heap, tens of milliseconds) an object per pull would bring every few thousand GETs.
+
+A queue that is full drops its oldest pull for the new one (the latest pulls are the ones a receiver wants when it
+comes back), counts it, and warns at most every WARN_EVERY seconds. What a queue holds is lost on a crash, as
+distribution's queue is.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any
@@ -37,27 +40,40 @@ WARN_EVERY = 60.0
 MAX_KEPT = 10_000  # URL paths and bases kept
 
 
-@dataclass(slots=True)
-class Pull:
-    """What a GET hands over: raw values only (the request's headers as received, read at delivery)."""
-
-    at: int  # microseconds since the epoch (time.time_ns() // 1000)
-    route: str  # "manifest" or "blob": the route the content's URL is built from
-    repository: str
-    digest: str
-    media_type: str
-    size: int
-    tag: str
-    references: Sequence[dict[str, Any]]
-    request_id: str
-    client: Any  # the ASGI scope's (host, port) or None
-    method: str  # "": no request
-    scheme: str
-    server: Any  # the ASGI scope's (host, port) or None
-    headers: Sequence[tuple[bytes, bytes]]
-    actor: str
-    app: Any  # the Starlette app whose routes make the URL; None: no URL
-    encoded: str | None = None  # the event's JSON, made once for every endpoint that posts it
+References = tuple[tuple[str, int, str], ...]  # a manifest's (media type, size, digest) of what it references
+Pull = tuple[
+    int,
+    int,
+    str,
+    str,
+    str,
+    str,
+    int,
+    str,
+    References,
+    str,
+    str,
+    int | None,
+    str,
+    str,
+    str,
+    int | None,
+    bytes,
+    bytes,
+    str,
+]
+PULL_FIELDS = (
+    "number",  # this process's count of pulls: the event's id is made from it, the same for every endpoint
+    "at",  # microseconds since the epoch (time.time_ns() // 1000)
+    "route",  # "manifest" or "blob": the route the content's URL is built from
+    "repository", "digest", "media_type", "size", "tag", "references",
+    "request_id",  # "": none was given (one is made)
+    "client_host", "client_port",  # the ASGI scope's client ("", None: none); apart, as a tuple inside may be tracked
+    "method",  # "": reported outside a request (no request, no URL)
+    "scheme", "server_host", "server_port",  # the ASGI scope's
+    "host", "useragent",  # the request's headers
+    "actor",
+)  # fmt: skip
 
 
 class PullQueue:
@@ -108,10 +124,11 @@ class PullQueue:
 
 
 class PullEvents:
-    """Renders pulls as distribution's events, in the delivery loop: what the GET did not build."""
+    """Renders pulls as distribution's events, in the delivery loops: what the GET did not build."""
 
     def __init__(self, source: Source, http: HttpConfig | None) -> None:
         self.source = source
+        self.app: Any = None  # the Starlette app whose routes build the URLs (set by the sink at the first pull)
         self.host = http.host if http is not None else None
         self.relative = http is not None and http.relativeurls
         self._paths: dict[tuple[str, str, str], str] = {}
@@ -125,19 +142,14 @@ class PullEvents:
     def encoded(self, pull: Pull) -> str:
         """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it, from parts kept as JSON: a
         content's target, and a client's host, method, user agent and actor with the source."""
-        if pull.encoded is None:
-            if not pull.method:  # reported outside a request: never on the request path
-                pull.encoded = self.event(pull).encoded()
-                return pull.encoded
-            host, useragent = _host_and_useragent(pull.headers)
-            client = pull.client
-            addr = '"addr":' + _string(f"{client[0]}:{client[1]}") + "," if client else ""
-            pull.encoded = (
-                f'{{"id":"{self._ids.next()}","timestamp":"{self._timestamp(pull.at)}","action":"pull","target":'
-                f'{self._target(pull, host)},"request":{{"id":{_string(pull.request_id or new_request_id())},{addr}'
-                f"{self._rest(pull, host, useragent)}"
-            )
-        return pull.encoded
+        number, at, route, repo, digest, media_type, size, tag, references, request_id, address, port, method, *_ = pull
+        if not method:  # reported outside a request: never on the request path
+            return self.event(pull).encoded()
+        addr = '"addr":' + _string(f"{address}:{port}") + "," if port is not None else ""
+        return (
+            f'{{"id":"{self._ids.of(number)}","timestamp":"{self._timestamp(at)}","action":"pull","target":'
+            f'{self._target(pull)},"request":{{"id":{_string(request_id or new_request_id())},{addr}{self._rest(pull)}'
+        )
 
     def _timestamp(self, at: int) -> str:
         second, micro = divmod(at, 1_000_000)
@@ -145,64 +157,78 @@ class PullEvents:
             self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._second_text}.{micro:06d}Z"
 
-    def _target(self, pull: Pull, host: bytes) -> str:
-        key = (pull.route, pull.repository, pull.digest, pull.media_type, pull.size, pull.tag, pull.scheme, host)
+    def _target(self, pull: Pull) -> str:
+        key = pull[2:8] + pull[13:17]  # route, content, tag; scheme, server, host
         found = self._targets.get(key)
         if found is None:
-            target = Target(
-                pull.repository, pull.digest, pull.media_type, pull.size, self._url(pull, host), pull.tag,
-                references=pull.references,
-            )  # fmt: skip
-            found = _keep(self._targets, key, _json(target.as_json()))
+            found = _keep(self._targets, key, _json(self._target_of(pull).as_json()))
         return found
 
-    def _rest(self, pull: Pull, host: bytes, useragent: bytes) -> str:
+    def _rest(self, pull: Pull) -> str:
         """What follows the request's id and address: its host, method and user agent, the actor, the source."""
-        key = (host, pull.method, useragent, pull.actor)
+        *_, method, _scheme, _server_host, _server_port, host, useragent, actor = pull
+        key = (host, method, useragent, actor)
         found = self._rests.get(key)
         if found is None:
-            record = RequestRecord("-", "", host.decode("latin-1"), pull.method, useragent.decode("latin-1"))
-            actor = {"name": pull.actor} if pull.actor else {}
+            record = RequestRecord("-", "", host.decode("latin-1"), method, useragent.decode("latin-1"))
             rest = _json(record.as_json()).removeprefix('{"id":"-",')
-            found = _keep(self._rests, key, f'{rest},"actor":{_json(actor)},"source":{self._source}}}')
+            found = f'{rest},"actor":{_json({"name": actor} if actor else {})},"source":{self._source}}}'
+            _keep(self._rests, key, found)
         return found
 
     def event(self, pull: Pull, event_id: str | None = None) -> Event:
         """The event as an object (what ``encoded`` writes without building it)."""
-        host, useragent = _host_and_useragent(pull.headers)
-        target = Target(
-            pull.repository, pull.digest, pull.media_type, pull.size, self._url(pull, host), pull.tag,
-            references=pull.references,
-        )  # fmt: skip
-        client, request = pull.client, None
-        if pull.method:  # none: reported outside a request
+        (
+            number,
+            at,
+            *_,
+            request_id,
+            address,
+            port,
+            method,
+            _scheme,
+            _server_host,
+            _server_port,
+            host,
+            useragent,
+            actor,
+        ) = pull
+        request = None
+        if method:  # none: reported outside a request
             request = RequestRecord(
-                id=pull.request_id or new_request_id(),
-                addr=f"{client[0]}:{client[1]}" if client else "",
+                id=request_id or new_request_id(),
+                addr=f"{address}:{port}" if port is not None else "",
                 host=host.decode("latin-1"),
-                method=pull.method,
+                method=method,
                 useragent=useragent.decode("latin-1"),
             )
-        second, micro = divmod(pull.at, 1_000_000)
+        second, micro = divmod(at, 1_000_000)
         moment = datetime.fromtimestamp(second, UTC).replace(microsecond=micro)
-        return Event(PULL, target, self.source, request, pull.actor, event_id or new_request_id(), moment)
+        event_id = event_id or self._ids.of(number)
+        return Event(PULL, self._target_of(pull), self.source, request, actor, event_id, moment)
 
-    def _url(self, pull: Pull, host: bytes) -> str:
+    def _target_of(self, pull: Pull) -> Target:
+        _number, _at, route, repo, digest, media_type, size, tag, references, *_ = pull
+        referenced = [{"mediaType": kind, "size": length, "digest": named} for kind, length, named in references]
+        return Target(repo, digest, media_type, size, self._url(pull), tag, references=referenced)
+
+    def _url(self, pull: Pull) -> str:
         """As the request would build it (``registry.forwarded.base_url``): a trusted proxy's scheme and host are
-        in the scope already."""
-        if pull.app is None:
+        in the scope already. None without a request."""
+        _number, _at, route, repo, digest, *_, method, scheme, server_host, server_port, host, _useragent, _actor = pull
+        if self.app is None or not method:
             return ""
-        path = self._path(pull)
+        path = self._path(route, repo, digest)
         if self.relative:
             return path
-        return self._base(pull.scheme, host, pull.server) + path
+        return self._base(scheme, host, None if server_port is None else (server_host, server_port)) + path
 
-    def _path(self, pull: Pull) -> str:
-        key = (pull.route, pull.repository, pull.digest)
+    def _path(self, route: str, repo: str, digest: str) -> str:
+        key = (route, repo, digest)
         path = self._paths.get(key)
         if path is None:
-            params = {"name": pull.repository, "reference" if pull.route == "manifest" else "digest": pull.digest}
-            path = _keep(self._paths, key, str(pull.app.url_path_for(pull.route, **params)))
+            params = {"name": repo, "reference" if route == "manifest" else "digest": digest}
+            path = _keep(self._paths, key, str(self.app.url_path_for(route, **params)))
         return path
 
     def _base(self, scheme: str, host: bytes, server: Any) -> str:
@@ -222,17 +248,16 @@ def _json(value: dict[str, Any]) -> str:
 
 
 class _EventIds:
-    """Event ids shaped as random UUIDs (version 4): 74 random bits drawn once per process, and a 48-bit counter
-    from a random start in the last group. Unique as distribution's are, without a random draw per event."""
+    """Event ids shaped as random UUIDs (version 4): 74 random bits drawn once per process, and a pull's number
+    from a random start in the last 48 bits. Unique as distribution's are, without a random draw per event."""
 
     def __init__(self) -> None:
         text = os.urandom(16).hex()
         self._prefix = f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-"
-        self._count = int(text[20:], 16)
+        self._start = int(text[20:], 16)
 
-    def next(self) -> str:
-        self._count = (self._count + 1) & 0xFFFF_FFFF_FFFF
-        return f"{self._prefix}{self._count:012x}"
+    def of(self, number: int) -> str:
+        return f"{self._prefix}{(self._start + number) & 0xFFFF_FFFF_FFFF:012x}"
 
 
 def _keep(kept: dict[Any, str], key: Any, value: str) -> str:
@@ -242,7 +267,8 @@ def _keep(kept: dict[Any, str], key: Any, value: str) -> str:
     return value
 
 
-def _host_and_useragent(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+def host_and_useragent(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    """A request's Host and User-Agent (the first of each), as received."""
     host = useragent = None
     for name, value in headers:
         if name == b"host" and host is None:

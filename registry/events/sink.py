@@ -15,6 +15,7 @@ With no endpoint enabled the sink is off: nothing is built and nothing written.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import time
@@ -33,7 +34,7 @@ from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.events.endpoints import Notifications
 from registry.events.envelope import BLOB_MEDIA_TYPE, DELETE, MOUNT, PULL, PUSH, Event, RequestRecord, Source, Target
-from registry.events.pulls import MAX_QUEUED, Pull, PullEvents, PullQueue
+from registry.events.pulls import MAX_QUEUED, PullEvents, PullQueue, References, host_and_useragent
 from registry.forwarded import base_url
 from registry.manifests import ParsedManifest, parse_manifest
 
@@ -43,6 +44,7 @@ NOTHING: Pending = ()
 MAX_KEPT_PATHS = 10_000
 _scope: ContextVar[Scope | None] = ContextVar("registry_event_scope", default=None)
 _NO_REQUEST: Scope = {"method": "", "scheme": "", "headers": ()}  # a pull reported outside a request: no request
+_NOBODY = ("", None)  # no client, or no server (a unix socket)
 
 
 class RequestScopes:
@@ -78,7 +80,8 @@ class EventSink:
         self.pull_queues = {endpoint.name: PullQueue(endpoint.name, MAX_QUEUED) for endpoint in self.endpoints}
         self.pull_events = PullEvents(source, http)
         self._pulls_to: dict[str, tuple[PullQueue, ...]] = {}  # media type: the queues of the endpoints wanting it
-        self._references: dict[str, list[dict[str, Any]]] = {}  # digest: a pulled manifest's references
+        self._references: dict[str, References] = {}  # digest: a pulled manifest's references
+        self._pull_numbers = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[asyncio.Event] = []
         self._paths: dict[tuple[str, ...], str] = {}  # (route, repository, digest): the path url_path_for gives
@@ -143,15 +146,20 @@ class EventSink:
 
     def _capture(
         self, queues: tuple[PullQueue, ...], route: str, repo: str, digest: str, media_type: str, size: int, tag: str,
-        references: Sequence[dict[str, Any]],
+        references: References,
     ) -> None:  # fmt: skip
+        """A tuple of the raw values (``registry.events.pulls.PULL_FIELDS``) into each queue."""
         scope = _scope.get() or _NO_REQUEST
         state = scope.get("state") or {}
-        pull = Pull(
-            time.time_ns() // 1000, route, repo, digest, media_type, size, tag, references,
-            state.get("request_id") or "", scope.get("client"), scope["method"], scope["scheme"], scope.get("server"),
-            scope["headers"],
-            getattr(state.get("grants"), "subject", "") or "", scope.get("app"),
+        app = scope.get("app")
+        if app is not None and app is not self.pull_events.app:
+            self.pull_events.app = app
+        host, useragent = host_and_useragent(scope["headers"])
+        client, server = scope.get("client") or _NOBODY, scope.get("server") or _NOBODY
+        pull = (
+            next(self._pull_numbers), time.time_ns() // 1000, route, repo, digest, media_type, size, tag, references,
+            state.get("request_id") or "", client[0], client[1], scope["method"], scope["scheme"], server[0], server[1],
+            host, useragent, getattr(state.get("grants"), "subject", "") or "",
         )  # fmt: skip
         for queue in queues:
             queue.put(pull)
@@ -162,12 +170,12 @@ class EventSink:
             self._pulls_to[media_type] = wanting
         return wanting
 
-    def _references_of(self, digest: str, payload: bytes, media_type: str) -> list[dict[str, Any]]:
+    def _references_of(self, digest: str, payload: bytes, media_type: str) -> References:
         """A manifest's references, parsed at its first pull (pulls repeat; a digest's references never change)."""
         found = self._references.get(digest)
         if found is None:
             parsed = parse_manifest(payload, media_type)
-            found = [_reference(d) for d in (*parsed.blob_references, *parsed.manifests)]
+            found = tuple((d.media_type, d.size, d.digest) for d in (*parsed.blob_references, *parsed.manifests))
             if len(self._references) >= MAX_KEPT_PATHS:
                 self._references.clear()
             self._references[digest] = found
