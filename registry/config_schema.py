@@ -19,8 +19,11 @@ import yaml
 
 import storage_backends
 from registry.forwarded import TrustedProxies
+from registry.gc.policies import IMMUTABLE, RETENTION
+from registry.proxy.config import PROXIES, PROXY
 from registry.settings import (
     IGNORED,
+    NEVER,
     Bool,
     Choice,
     ConfigError,
@@ -34,8 +37,8 @@ from registry.settings import (
     Str,
     Strings,
     Value,
-    show,
 )
+from registry.settings_http import Headers
 
 ENV_PREFIX = "REGISTRY_"
 SUPPORTED_VERSION = "0.1"
@@ -95,22 +98,6 @@ def _database_url(url: str) -> str:
     return url
 
 
-class Headers(Open):
-    """``http.headers``: each name with a string or a list of strings."""
-
-    example = ("{X-A: b}", {"X-A": ["b"]})
-
-    def convert(self, value: Any, key: str) -> dict[str, list[str]]:
-        headers: dict[str, list[str]] = {}
-        for name, given in super().convert(value, key).items():
-            items = given if isinstance(given, list) else [given]
-            texts = [Str().read(item, key) if isinstance(item, str | int | float) else None for item in items]
-            if any(text is None or "\r" in text or "\n" in text for text in texts):
-                raise ConfigError(f"{key}.{name}", f"expected a string or a list of strings, got {show(given)}")
-            headers[str(name)] = [str(text) for text in texts]
-        return headers
-
-
 def _auth_provider(name: str) -> Section | None:
     from registry.auth.settings import PROVIDERS  # each provider declares its section beside its settings
 
@@ -126,12 +113,6 @@ TLS = Section(  # http.tls, distribution's; any other key (letsencrypt) is refus
     unknown="not implemented yet; refusing to serve without it",
 )
 CHECK = Section({"enabled": Bool(False), "interval": Duration(10.0, zero=10.0), "threshold": Int(0, minimum=0)})
-UPSTREAM = Section(  # registry.proxy.config: distribution's proxy, and ours per prefix
-    {
-        **dict.fromkeys(("remoteurl", "username", "password", "passwordfile", "namespace"), Str()),
-        **{"ttl": Duration(), "pushes": Bool(False)},
-    }
-)
 STORAGE = OneOf(
     {
         "delete": Section({"enabled": Bool(False)}),
@@ -140,7 +121,7 @@ STORAGE = OneOf(
             {
                 **{"enabled": Bool(True), "dryrun": Bool(False)},
                 **{"delay": Duration(24 * HOUR), "lease": Duration(HOUR), "interval": Duration(30.0, zero=30.0)},
-                "untagged": Duration(None, never=True),
+                "untagged": Duration(None, never=(*NEVER, 0, 0.0)),  # a bare 0 is false: never, as it always was
             }
         ),
         "maintenance": Section(
@@ -192,17 +173,14 @@ SCHEMA = Section(
         "http": HTTP,
         "database": Section({"url": Str(check=_database_url)}),  # ours
         "auth": OneOf({}, _auth_provider, "provider"),
-        # ours: tag retention and immutable tags (registry.gc.policies reads and checks them)
-        "retention": Section({"dryrun": Bool(False), "interval": Duration(HOUR), "policies": Value()}),
-        "immutable": Value(),
+        **{"retention": RETENTION, "immutable": IMMUTABLE},  # ours: registry.gc.policies
         "health": Section(  # registry.events.health; database is ours
             {"storagedriver": CHECK, "database": CHECK, **dict.fromkeys(("file", "http", "tcp"), IGNORED)}
         ),
         "notifications": Section(  # registry.events.endpoints
             {"events": Section({"includereferences": Bool(False)}), "endpoints": Value()}
         ),
-        "proxy": UPSTREAM,
-        "proxies": Section({}, other=UPSTREAM),  # ours: several upstreams, each under a prefix
+        **{"proxy": PROXY, "proxies": PROXIES},  # registry.proxy.config: distribution's, ours (upstreams by prefix)
         **dict.fromkeys(UNIMPLEMENTED, IGNORED),
     }
 )

@@ -8,6 +8,7 @@ the report of keys the registry ignores.
         OneOf               a mapping naming one option (``storage: {s3: ...}``, ``auth: {token: ...}``)
       Items                 a list of mappings, each read by a Section
     Ignored                 a section we do not implement: reported, never read
+      Refused               a key we know and do not implement: an error when given
 
 A missing key and a key set to nothing (``key:`` or ``REGISTRY_KEY=``) both take the default.
 """
@@ -66,6 +67,13 @@ class Ignored:
 
 
 IGNORED = Ignored()
+
+
+class Refused(Ignored):
+    """A key distribution has that we refuse to run without (``proxy.exec``): given, it is an error saying why."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 class Kind:
@@ -224,26 +232,29 @@ class Int(Kind):
 
 class Duration(Kind):
     """A duration like ``24h`` or ``300ms``, in seconds (``0`` too). ``zero``: what 0 stands for (distribution often
-    takes its default); ``never``: ``never`` or ``false`` is None; ``seconds``: a number is seconds; ``limit``: a
-    given duration must be more than 0 and at most this."""
+    takes its default); ``never``: ``never`` or ``false`` is None (a tuple: those values, compared with their type,
+    so that ``0`` may be a duration or be ``false``); ``seconds``: a number is seconds; ``limit``: a given duration
+    must be more than 0 and at most this."""
 
     expected = "a duration like '24h'"
     example = ("90s", 90.0)
 
     def __init__(
         self,
-        default: float | None = None,
+        default: Any = None,
         *,
         zero: float | None = 0.0,
-        never: bool = False,
+        never: bool | tuple[object, ...] = False,
         seconds: bool = False,
         limit: float | None = None,
+        check: Callable[[Any], Any] | None = None,
     ) -> None:
-        super().__init__(default)
-        self.zero, self.never, self.seconds, self.limit = zero, never, seconds, limit
+        super().__init__(default, check=check)
+        self.zero, self.seconds, self.limit = zero, seconds, limit
+        self.never: tuple[object, ...] = NEVER if never is True else () if never is False else never
 
     def convert(self, value: Any, key: str) -> float | None:
-        if self.never and value in (False, "never", "false"):  # 0 == False: untagged 0 is never too
+        if any(type(value) is type(word) and value == word for word in self.never):
             return None
         if self.seconds and isinstance(value, int | float) and not isinstance(value, bool):
             value = f"{value}s" if value >= 0 else f"-{-value}s"
@@ -251,6 +262,9 @@ class Duration(Kind):
             raise ConfigError(key, f"expected seconds or a duration like '5m', got {value!r}")
         seconds = duration_value(value, key) if self.limit is None else _within(value, key, self.limit)
         return self.zero if seconds == 0 else seconds
+
+
+NEVER = (False, "never", "false")
 
 
 def _within(value: str, key: str, limit: float) -> float:
@@ -264,17 +278,26 @@ def _within(value: str, key: str, limit: float) -> float:
 
 
 class Strings(Kind):
-    """A list of non-empty strings; one string is a list of one (``split``: of its words, commas between them too)."""
+    """A list of non-empty strings; one string is a list of one (``split``: of its words, commas between them too).
+    ``each``: a check of every item (it may return another value; its ValueError names the item, ``key[i]``)."""
 
     expected = "a list of strings"
     example = ("[a, b]", ["a", "b"])
 
     def __init__(
-        self, default: Any = None, *, required: bool = False, split: bool = False, check: Any = None, expected: str = ""
+        self,
+        default: Any = None,
+        *,
+        required: bool = False,
+        split: bool = False,
+        check: Any = None,
+        each: Callable[[str], Any] | None = None,
+        expected: str = "",
     ) -> None:
         super().__init__(default, required=required, check=check)
         self.split = split  # and a wrong item is named by the key (the list is one setting), not key[i]
         self.indexed = not split
+        self.each = each
         self.expected = expected or self.expected
 
     def convert(self, value: Any, key: str) -> list[str]:
@@ -287,7 +310,14 @@ class Strings(Kind):
                 raise self.wrong(value, key)
             if not isinstance(item, str) or not item:
                 raise ConfigError(f"{key}[{index}]", f"expected a non-empty string, got {show(item)}")
-        return value
+        return value if self.each is None else [_each(self.each, item, f"{key}[{i}]") for i, item in enumerate(value)]
+
+
+def _each(check: Callable[[str], Any], item: str, key: str) -> Any:
+    try:
+        return check(item)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
 
 
 class Open(Kind):
@@ -350,6 +380,9 @@ class Section(Kind):
         yield from ((name, self.other) for name in value if name not in self.keys and isinstance(self.other, Kind))
 
     def refuse_unknown(self, value: dict[Any, Any], key: str) -> None:
+        for name, node in self.keys.items():
+            if isinstance(node, Refused) and value.get(name) is not None:
+                raise ConfigError(f"{key}.{name}" if key else name, node.message)
         if self.strict:
             unknown = sorted(str(name) for name in value if name not in self.keys)
             if unknown:
@@ -381,6 +414,7 @@ class Items(Kind):
     """A list of mappings, each read by ``section``; item ``i`` of key ``k`` is named ``k[i]``."""
 
     expected = "a list"
+    example = ("[]", [])
 
     def __init__(self, section: Section) -> None:
         super().__init__([])
@@ -406,7 +440,7 @@ def ignored_keys(node: dict[Any, Any], schema: Section, prefix: str = "") -> lis
     found: list[str] = []
     for key, value in node.items():
         child = schema.child(key) if isinstance(key, str) else IGNORED
-        if isinstance(child, Ignored):
+        if isinstance(child, Ignored) and not isinstance(child, Refused):
             found.append(f"{prefix}{key}")
         elif isinstance(child, Section) and isinstance(value, dict) and not child.strict:
             found.extend(ignored_keys(value, child, f"{prefix}{key}."))

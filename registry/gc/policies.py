@@ -18,14 +18,59 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from registry.config import Config, ConfigError, duration_value
 from registry.gc.patterns import FirstMatch, check_repository_glob, repository_regex, sql_glob, tag_regex
 from registry.names import NameSet
+from registry.settings import Bool, Duration, Int, Items, Section, Strings
+
+if TYPE_CHECKING:
+    from registry.config import Config
 
 DEFAULT_INTERVAL = 3600.0
-NEVER = ("never", "false")  # ``untagged: never`` (or false): untagged manifests are never collected there
+FROM_GC = "storage.gc.untagged"  # ``delete.untagged`` omitted: the collector's own setting applies
+
+
+def _repository_glob(glob: str) -> str:
+    problem = check_repository_glob(glob)
+    if problem is not None:
+        raise ValueError(problem)
+    return glob
+
+
+def _regex(text: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {text!r}: {exc}") from None
+
+
+def _positive(seconds: float) -> float:
+    if seconds == 0:
+        raise ValueError("must be more than 0")
+    return seconds
+
+
+REPOSITORIES = Strings(required=True, each=_repository_glob, expected="a non-empty list of repository globs")
+POLICY = Section(
+    {
+        "repositories": REPOSITORIES,
+        "keep": Section({"last": Int(minimum=0), "tags": Strings([], each=_regex)}, strict=True),
+        "delete": Section(
+            {
+                **{"olderthan": Duration(), "untagged": Duration(FROM_GC, never=True)},  # untagged 0: at once
+                "referrers": Bool(False),
+            },
+            strict=True,
+        ),
+    },
+    strict=True,
+)
+RETENTION = Section(  # retention: ours; its keys are in the module's docstring
+    {"dryrun": Bool(False), "interval": Duration(DEFAULT_INTERVAL, check=_positive), "policies": Items(POLICY)},
+    strict=True,
+)
+IMMUTABLE = Items(Section({"repositories": REPOSITORIES, "tags": Strings([])}, strict=True))
 
 
 @dataclass(frozen=True)
@@ -85,13 +130,16 @@ class Policies:
     @classmethod
     def from_config(cls, config: Config) -> Policies:
         default_untagged = config.storage.gc.untagged
-        section = _section(config.raw.get("retention"), "retention")
+        retention = RETENTION.read(config.raw.get("retention"), "retention")
         return cls(
             default_untagged=default_untagged,
-            policies=tuple(_policies(section.get("policies"), default_untagged)),
-            immutable=tuple(_immutable_rules(config.raw.get("immutable"))),
-            dry_run=_bool(section.get("dryrun"), "retention.dryrun", False),
-            interval=_interval(section.get("interval")),
+            policies=tuple(_policy(policy, default_untagged) for policy in retention["policies"]),
+            immutable=tuple(
+                ImmutableRule(tuple(rule["repositories"]), tuple(rule["tags"]) or ("*",))
+                for rule in IMMUTABLE.read(config.raw.get("immutable"), "immutable")
+            ),
+            dry_run=retention["dryrun"],
+            interval=retention["interval"],
         )
 
     def policy_for(self, repo: str) -> RetentionPolicy | None:
@@ -128,123 +176,13 @@ class Policies:
         return next((rule for rule in self.immutable if rule.protects(repo, tag)), None)
 
 
-# --- reading the configuration ---
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _section(value: Any, key: str, allowed: tuple[str, ...] = ("dryrun", "interval", "policies")) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"expected a mapping, got {_show(value)}")
-    unknown = sorted(str(name) for name in value if name not in allowed)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key, expected one of {', '.join(allowed)}")
-    return value
-
-
-def _list(value: Any, key: str, *, required: bool = False) -> list[Any]:
-    if value is None and not required:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or (required and not value):
-        raise ConfigError(key, f"expected a {'non-empty ' if required else ''}list, got {_show(value)}")
-    return value
-
-
-def _strings(value: Any, key: str, *, required: bool = False) -> list[str]:
-    items = _list(value, key, required=required)
-    for index, item in enumerate(items):
-        if not isinstance(item, str) or not item:
-            raise ConfigError(f"{key}[{index}]", f"expected a non-empty string, got {_show(item)}")
-    return items
-
-
-def _bool(value: Any, key: str, default: bool) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ConfigError(key, f"expected true or false, got {_show(value)}")
-    return value
-
-
-_duration = duration_value
-
-
-def _interval(value: Any) -> float:
-    seconds = _duration(value, "retention.interval")
-    if seconds == 0:
-        raise ConfigError("retention.interval", "must be more than 0")
-    return DEFAULT_INTERVAL if seconds is None else seconds
-
-
-def _repositories(value: Any, key: str) -> tuple[str, ...]:
-    globs = _strings(value, key, required=True)
-    for index, glob in enumerate(globs):
-        problem = check_repository_glob(glob)
-        if problem is not None:
-            raise ConfigError(f"{key}[{index}]", problem)
-    return tuple(globs)
-
-
-def _policies(value: Any, default_untagged: float | None) -> list[RetentionPolicy]:
-    return [
-        _policy(item, f"retention.policies[{index}]", default_untagged)
-        for index, item in enumerate(_list(value, "retention.policies"))
-    ]
-
-
-def _policy(value: Any, key: str, default_untagged: float | None) -> RetentionPolicy:
-    section = _section(value, key, ("repositories", "keep", "delete"))
-    keep = _section(section.get("keep"), f"{key}.keep", ("last", "tags"))
-    delete = _section(section.get("delete"), f"{key}.delete", ("olderthan", "untagged", "referrers"))
+def _policy(values: dict[str, Any], default_untagged: float | None) -> RetentionPolicy:
+    keep, delete = values["keep"], values["delete"]
     return RetentionPolicy(
-        repositories=_repositories(section.get("repositories"), f"{key}.repositories"),
-        keep_last=_count(keep.get("last"), f"{key}.keep.last"),
-        keep_tags=_regexes(keep.get("tags"), f"{key}.keep.tags"),
-        older_than=_duration(delete.get("olderthan"), f"{key}.delete.olderthan"),
-        untagged=_untagged(delete.get("untagged"), f"{key}.delete.untagged", default_untagged),
-        referrers=_bool(delete.get("referrers"), f"{key}.delete.referrers", False),
+        repositories=tuple(values["repositories"]),
+        keep_last=keep["last"],
+        keep_tags=tuple(keep["tags"]),
+        older_than=delete["olderthan"],
+        untagged=default_untagged if delete["untagged"] == FROM_GC else delete["untagged"],
+        referrers=delete["referrers"],
     )
-
-
-def _count(value: Any, key: str) -> int | None:
-    if value is None:
-        return None
-    if type(value) is not int or value < 0:
-        raise ConfigError(key, f"expected a count of tags (0 or more), got {_show(value)}")
-    return value
-
-
-def _regexes(value: Any, key: str) -> tuple[re.Pattern[str], ...]:
-    patterns = []
-    for index, text in enumerate(_strings(value, key)):
-        try:
-            patterns.append(re.compile(text))
-        except re.error as exc:
-            raise ConfigError(f"{key}[{index}]", f"invalid regular expression {text!r}: {exc}") from None
-    return tuple(patterns)
-
-
-def _untagged(value: Any, key: str, default: float | None) -> float | None:
-    if value is None:
-        return default
-    if value is False or value in NEVER:
-        return None
-    return _duration(value, key)
-
-
-def _immutable_rules(value: Any) -> list[ImmutableRule]:
-    rules = []
-    for index, item in enumerate(_list(value, "immutable")):
-        key = f"immutable[{index}]"
-        section = _section(item, key, ("repositories", "tags"))
-        repositories = _repositories(section.get("repositories"), f"{key}.repositories")
-        tags = _strings(section.get("tags"), f"{key}.tags") or ["*"]
-        rules.append(ImmutableRule(repositories, tuple(tags)))
-    return rules

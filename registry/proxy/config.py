@@ -18,16 +18,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from registry.config import Config, ConfigError, duration_value
 from registry.names import is_valid_name
+from registry.settings import Bool, ConfigError, Duration, Refused, Section, Text
+from registry.settings_http import Url
 
-UPSTREAM_KEYS = ("remoteurl", "username", "password", "passwordfile", "ttl", "pushes", "namespace")
-PROXY_KEYS = (*UPSTREAM_KEYS, "exec")  # exec: distribution's credential helper, not implemented (refused)
+if TYPE_CHECKING:
+    from registry.config import Config
+
 DEFAULT_TTL = 0.0  # distribution asks the upstream for a tag on every pull; a HEAD does not count against a rate limit
 DOCKER_HUB_HOSTS = frozenset({"registry-1.docker.io", "index.docker.io", "docker.io"})
+HUB = "https://registry-1.docker.io"
+
+
+def _upstream_keys(*, required: bool) -> dict[str, Any]:
+    return {
+        "remoteurl": Url(required=required, base=True, like=HUB),
+        **dict.fromkeys(("username", "password", "passwordfile", "namespace"), Text()),
+        **{"ttl": Duration(DEFAULT_TTL), "pushes": Bool(False)},
+    }
+
+
+PROXY = Section(  # distribution's: without a remoteurl, no proxy
+    {
+        **_upstream_keys(required=False),
+        "exec": Refused("credential helpers are not supported: use username and password(file)"),
+    },
+    strict=True,
+)
+PROXIES = Section({}, other=Section(_upstream_keys(required=True), strict=True))  # ours: an upstream per prefix
 
 
 @dataclass(frozen=True)
@@ -77,15 +98,11 @@ class ProxyConfig:
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> ProxyConfig:
-        upstreams: list[Upstream] = []
-        single = _mapping(raw.get("proxy"), "proxy", PROXY_KEYS)
-        if single.get("exec") is not None:
-            raise ConfigError("proxy.exec", "credential helpers are not supported: use username and password(file)")
-        if single.get("remoteurl") is not None:
-            upstreams.append(_upstream("", single, "proxy"))
-        for prefix, section in _mapping(raw.get("proxies"), "proxies", None).items():
+        single = PROXY.read(raw.get("proxy"), "proxy")
+        upstreams = [_upstream("", single, "proxy")] if single["remoteurl"] is not None else []
+        for prefix, section in PROXIES.read(raw.get("proxies"), "proxies").items():
             key = f"proxies.{prefix}"
-            upstreams.append(_upstream(_prefix(prefix, key), _mapping(section, key, UPSTREAM_KEYS), key))
+            upstreams.append(_upstream(_prefix(prefix, key), section, key))
         if len(upstreams) > 1 and any(not upstream.prefix for upstream in upstreams):
             raise ConfigError("proxies", "the proxy section mirrors the whole registry: it leaves no room for others")
         _unique([u.prefix for u in upstreams], "prefix")
@@ -93,18 +110,12 @@ class ProxyConfig:
         return cls(tuple(upstreams))
 
 
-def _upstream(prefix: str, section: dict[str, Any], key: str) -> Upstream:
-    url = _url(section.get("remoteurl"), f"{key}.remoteurl")
-    username = _opt_text(section.get("username"), f"{key}.username")
-    password = _password(section, key)
+def _upstream(prefix: str, values: dict[str, Any], key: str) -> Upstream:
+    url, username, password = values["remoteurl"], values["username"], _password(values, key)
     if (username is None) != (password is None):
         raise ConfigError(f"{key}.username", "username and password (or passwordfile) go together")
-    namespace = _opt_text(section.get("namespace"), f"{key}.namespace") or _default_namespace(url)
-    ttl = duration_value(section.get("ttl"), f"{key}.ttl")
-    pushes = section.get("pushes", False)
-    if not isinstance(pushes, bool):
-        raise ConfigError(f"{key}.pushes", f"expected true or false, got {pushes!r}")
-    return Upstream(prefix, url, namespace.lower(), username, password, DEFAULT_TTL if ttl is None else ttl, pushes)
+    namespace = values["namespace"] or _default_namespace(url)
+    return Upstream(prefix, url, namespace.lower(), username, password, values["ttl"], values["pushes"])
 
 
 def _default_namespace(url: str) -> str:
@@ -112,9 +123,9 @@ def _default_namespace(url: str) -> str:
     return "docker.io" if host in DOCKER_HUB_HOSTS else host
 
 
-def _password(section: dict[str, Any], key: str) -> str | None:
-    password = _opt_text(section.get("password"), f"{key}.password")
-    path = _opt_text(section.get("passwordfile"), f"{key}.passwordfile")
+def _password(values: dict[str, Any], key: str) -> str | None:
+    password: str | None = values["password"]
+    path = values["passwordfile"]
     if path is None:
         return password
     if password is not None:
@@ -128,8 +139,8 @@ def _password(section: dict[str, Any], key: str) -> str | None:
     return lines[0].strip()
 
 
-def _prefix(prefix: Any, key: str) -> str:
-    if not isinstance(prefix, str) or not is_valid_name(prefix):
+def _prefix(prefix: str, key: str) -> str:
+    if not is_valid_name(prefix):
         raise ConfigError(key, f"expected a repository namespace like dockerhub or mirrors/ghcr, got {prefix!r}")
     return prefix
 
@@ -138,32 +149,3 @@ def _unique(values: list[str], what: str) -> None:
     for index, value in enumerate(values):
         if value in values[:index]:
             raise ConfigError("proxies", f"two upstreams share the {what} {value!r}")
-
-
-def _mapping(value: Any, key: str, allowed: tuple[str, ...] | None) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"expected a mapping, got {value!r}")
-    unknown = sorted(str(name) for name in value if allowed is not None and name not in allowed)
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key, expected one of {', '.join(allowed or ())}")
-    return value
-
-
-def _opt_text(value: Any, key: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(key, f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _url(value: Any, key: str) -> str:
-    url = _opt_text(value, key)
-    parts = urlsplit(url or "")
-    if url is None or parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(key, f"expected an http or https URL like https://registry-1.docker.io, got {value!r}")
-    return url.rstrip("/")
