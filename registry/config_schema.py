@@ -1,7 +1,9 @@
 """The keys of distribution's ``config.yml`` as we read them, declared once (``registry.settings`` has the kinds),
 and its ``REGISTRY_*`` environment overrides. A storage driver declares its ``storage.<driver>`` section beside its
 code (``storage_backends``: ``PARAMETERS``), an auth provider its ``auth.<provider>`` section in
-``registry.auth.settings``.
+``registry.auth.settings``; the module that reads ``retention`` and ``immutable`` (``registry.gc.policies``),
+``notifications`` (``registry.events.endpoints``), ``proxy`` and ``proxies`` (``registry.proxy.config``) declares
+them.
 
 An env var's name is matched against the declared keys case-insensitively, longest key first (so keys containing
 ``_`` work), in lexical order like distribution (``REGISTRY_STORAGE`` before ``REGISTRY_STORAGE_S3_*``); below a
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 import storage_backends
+from registry.events.endpoints import NOTIFICATIONS
 from registry.forwarded import TrustedProxies
 from registry.gc.policies import IMMUTABLE, RETENTION
 from registry.proxy.config import PROXIES, PROXY
@@ -36,7 +39,6 @@ from registry.settings import (
     Section,
     Str,
     Strings,
-    Value,
 )
 from registry.settings_http import Headers
 
@@ -177,9 +179,7 @@ SCHEMA = Section(
         "health": Section(  # registry.events.health; database is ours
             {"storagedriver": CHECK, "database": CHECK, **dict.fromkeys(("file", "http", "tcp"), IGNORED)}
         ),
-        "notifications": Section(  # registry.events.endpoints
-            {"events": Section({"includereferences": Bool(False)}), "endpoints": Value()}
-        ),
+        "notifications": NOTIFICATIONS,  # registry.events.endpoints
         **{"proxy": PROXY, "proxies": PROXIES},  # registry.proxy.config: distribution's, ours (upstreams by prefix)
         **dict.fromkeys(UNIMPLEMENTED, IGNORED),
     }

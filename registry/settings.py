@@ -209,8 +209,9 @@ class Int(Kind):
         minimum: int | None = None,
         maximum: int | None = None,
         lenient: bool = False,
+        check: Callable[[Any], Any] | None = None,
     ) -> None:
-        super().__init__(default)
+        super().__init__(default, check=check)
         self.minimum, self.maximum, self.lenient = minimum, maximum, lenient
 
     def convert(self, value: Any, key: str) -> int:
