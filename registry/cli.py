@@ -28,7 +28,7 @@ from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
 from registry.config import Config, ConfigError, listen_host_port, load_config
-from registry.config_schema import TLS
+from registry.config_schema import CONFIG_ENV, TLS
 from registry.content import binding, check_command, import_command
 from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
@@ -41,7 +41,6 @@ from registry.protocol import RegistryHttpProtocol
 from storage_backends import create_backend
 
 log = logging.getLogger("registry")
-CONFIG_ENV = "REGISTRY_CONFIGURATION_PATH"
 LOG_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING, "info": logging.INFO}
 
 
@@ -207,6 +206,8 @@ def serve(config_path: str | None, workers: int | None) -> None:
     _setup_logging(config)
     for section in config.ignored_sections:
         log.warning("configuration section %s is not implemented yet: ignored", section)
+    if config.ignored_env:
+        log.warning("environment variables that name no configuration key: ignored: %s", ", ".join(config.ignored_env))
     _migrate_in_child(config)
     asyncio.run(binding.check_config(config, config_path, serving=True))  # refused: one line, exit status 1
     count = workers or config.workers

@@ -43,6 +43,7 @@ from registry.settings import (
 from registry.settings_http import Headers
 
 ENV_PREFIX = "REGISTRY_"
+CONFIG_ENV = "REGISTRY_CONFIGURATION_PATH"  # names the file (registry.cli), not a key
 SUPPORTED_VERSION = "0.1"
 LOG_LEVELS = ("error", "warn", "info", "debug")
 LOG_FORMATTERS = ("text", "logfmt", "json", "logstash")  # logfmt: ours; the others distribution's
@@ -195,7 +196,7 @@ def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[str, ...
     unknown: list[str] = []
     for name in sorted(environ):  # lexical, like distribution: REGISTRY_STORAGE before REGISTRY_STORAGE_S3_*
         upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper == ENV_PREFIX:
+        if not upper.startswith(ENV_PREFIX) or upper in (ENV_PREFIX, CONFIG_ENV):
             continue
         path = _env_path(raw, SCHEMA, upper[len(ENV_PREFIX) :].split("_"))
         if path is None:

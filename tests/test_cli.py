@@ -9,8 +9,10 @@ import pytest
 
 from registry.cli import _uvicorn_options, main
 from registry.config import load_config
+from registry.content import paths
 from registry.db import migrate
 from registry.db.engine import Database
+from storage_backends import create_backend
 
 
 def _config(tmp_path: Path, extra: str) -> str:
@@ -39,6 +41,26 @@ def test_serve_refuses_security_settings_it_cannot_honour(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and key in err and message in err, err
+
+
+def test_serve_warns_once_about_the_environment_variables_that_name_no_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRY_HTTP_ADRES", "0.0.0.0:5000")  # misspelt
+    monkeypatch.setenv("REGISTRY_PORT", "tcp://10.0.0.1:5000")  # what a Kubernetes service named registry sets
+    monkeypatch.setenv("REGISTRY_CONFIGURATION_PATH", str(tmp_path / "other.yml"))  # names the file: not ignored
+    config = _config(tmp_path, "redis:\n  addr: localhost:6379\n")
+    # serve stops after its warnings: the storage holds distribution's repositories, never imported
+    backend = create_backend("filesystem", {"rootdirectory": str(tmp_path / "data")})
+    asyncio.run(backend.put_content(f"{paths.manifest_tags_dir('a/b')}/v1/current/link", b"sha256:" + b"0" * 64))
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", config])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if "REGISTRY_" in line]
+    assert len(warned) == 1, err
+    assert "name no configuration key" in warned[0] and warned[0].endswith(": REGISTRY_HTTP_ADRES, REGISTRY_PORT"), err
+    assert "configuration section redis is not implemented yet" in err
 
 
 def test_migrate_creates_the_schema(tmp_path: Path) -> None:
