@@ -1,4 +1,4 @@
--- written by `python -m registry.db.migrate` from the migrations up to 0007: do not edit
+-- written by `python -m registry.db.migrate` from the migrations up to 0008: do not edit
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -23,7 +23,7 @@ CREATE TABLE uploads (
 	created_at DATETIME NOT NULL, 
 	updated_at DATETIME NOT NULL, 
 	lease VARCHAR(36), 
-	leased_at DATETIME, 
+	leased_at DATETIME, hash_state BLOB, 
 	CONSTRAINT pk_uploads PRIMARY KEY (id)
 );
 CREATE INDEX ix_uploads_updated_at ON uploads (updated_at);
@@ -134,4 +134,4 @@ CREATE TABLE scheduled_jobs (
 	due_at DATETIME NOT NULL, 
 	CONSTRAINT pk_scheduled_jobs PRIMARY KEY (name)
 );
-INSERT INTO alembic_version (version_num) VALUES ('0007');
+INSERT INTO alembic_version (version_num) VALUES ('0008');

@@ -26,7 +26,6 @@ PACKAGES=(
   "umoci:umoci"
   "wrk:wrk"
   "postgresql:"
-  "nginx:nginx"
 )
 
 package_installed() { # PACKAGE [COMMAND...]

@@ -1,8 +1,11 @@
 """Upload sessions: bytes stream into storage, the session's offset lives in SQL, the blob becomes visible only
 once its digest is verified.
 
-Any worker or replica can continue or finish any session: the hash state kept here is only a cache for the
-common case (one connection streams the whole upload); when it is missing the data is re-hashed from storage.
+Any worker or replica can continue or finish any session: the hash of the bytes received so far is saved with the
+session's size, in the same row update (registry.content.resumable_hash), and continued by whichever process takes
+the next request, so finishing an upload reads none of its bytes back. A state that is missing, damaged, saved for
+another session, or that covers another size than the session's (written by a version that did not save it) is not
+trusted: the bytes are then hashed again from storage when the upload completes.
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from registry.content import paths
+from registry.content import paths, resumable_hash
 from registry.content.blobs import BlobStore, is_stored
 from registry.db import queries
 from registry.db.engine import Database
@@ -44,12 +46,14 @@ class _Lease:
     upload_id: str
     token: str
     size: int
+    hash_state: bytes | None = None  # the hash of the session's bytes, as saved with its size
     left_at: int | None = None
+    left_hash_state: bytes | None = None
     ended: bool = False
     renewed: float = field(default_factory=time.monotonic)
 
-    def leave(self, size: int) -> None:
-        self.left_at = size
+    def leave(self, size: int, hash_state: bytes | None) -> None:
+        self.left_at, self.left_hash_state = size, hash_state
 
     async def renew(self) -> None:
         if time.monotonic() - self.renewed > LEASE_SECONDS / 5:
@@ -63,7 +67,7 @@ class _HashState:
 
     algorithm: str
     offset: int
-    hasher: Any
+    hasher: resumable_hash.Hasher
 
 
 class UploadStore:
@@ -77,8 +81,8 @@ class UploadStore:
         """A new session whose bytes are hashed with ``algorithm`` as they arrive (``?digest-algorithm=``); the digest
         given when it completes decides what is verified (re-hashed from storage if it names another algorithm)."""
         upload_id = str(uuid.uuid4())
-        await self.db.write(lambda s: queries.create_upload(s, upload_id, repo), durable=False)
-        self._new_hash(upload_id, algorithm)
+        saved = resumable_hash.saved_state(self._new_hash(upload_id, algorithm).hasher, upload_id.encode())
+        await self.db.write(lambda s: queries.create_upload(s, upload_id, repo, saved), durable=False)
         return upload_id
 
     async def size(self, repo: str, upload_id: str) -> int:
@@ -98,10 +102,10 @@ class UploadStore:
             _check_start(start, lease.size)
             writer = await self._open(upload_id, lease.size)
             try:
-                await self._copy(upload_id, body, writer, lease.renew)
+                await self._copy(upload_id, body, writer, lease)
             finally:
                 await writer.close()
-                lease.leave(writer.size)
+                lease.leave(writer.size, self._saved_hash(upload_id, writer.size))
             _check_end(end, writer.size)
             return writer.size
 
@@ -120,11 +124,11 @@ class UploadStore:
             _check_start(start, lease.size)
             writer = await self._open(upload_id, lease.size)
             try:
-                await self._copy(upload_id, body, writer, lease.renew)
+                await self._copy(upload_id, body, writer, lease)
                 _check_end(end, writer.size)
             except BaseException:
                 await writer.close()
-                lease.leave(writer.size)
+                lease.leave(writer.size, self._saved_hash(upload_id, writer.size))
                 raise
             size = await self._seal(repo, upload_id, digest, writer, self._forget)
             lease.ended = True  # the session's row went with the publishing transaction: nothing to release
@@ -137,7 +141,7 @@ class UploadStore:
         self._new_hash(upload_id, digest.algorithm)
         writer = await self.backend.writer(paths.upload_data_path(upload_id))
         try:
-            await self._copy(upload_id, body, writer, _no_renewal)
+            await self._copy(upload_id, body, writer)
         except BaseException:
             self._hashes.pop(upload_id, None)
             await writer.cancel()
@@ -165,20 +169,24 @@ class UploadStore:
         _check_id(upload_id)
         stale_before = datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS)
         token = str(uuid.uuid4())
-        size = await self.db.write(
+        claimed = await self.db.write(
             lambda s: queries.claim_upload(s, upload_id, repo, token, stale_before), durable=False
         )
-        if size is None:
+        if claimed is None:
             size = await self.size(repo, upload_id)  # 404 when there is no such session; else it is busy
             raise ErrorCode.RANGE_INVALID.error(
                 {"reason": "another request is writing to this upload session"}, headers={"Range": upload_range(size)}
             )
-        lease = _Lease(self.db, upload_id, token, size)
+        lease = _Lease(self.db, upload_id, token, *claimed)
         try:
             yield lease
         finally:
             if not lease.ended:
-                await self.db.write(lambda s: queries.release_upload(s, upload_id, token, lease.left_at), durable=False)
+                await self.db.write(lambda s: self._release(s, lease), durable=False)
+
+    @staticmethod
+    async def _release(session: Writer, lease: _Lease) -> None:
+        await queries.release_upload(session, lease.upload_id, lease.token, lease.left_at, lease.left_hash_state)
 
     async def cancel(self, repo: str, upload_id: str) -> None:
         await self.size(repo, upload_id)
@@ -223,11 +231,12 @@ class UploadStore:
         return writer
 
     async def _copy(
-        self, upload_id: str, body: AsyncIterator[bytes], writer: FileWriter, renew: Callable[[], Awaitable[None]]
+        self, upload_id: str, body: AsyncIterator[bytes], writer: FileWriter, lease: _Lease | None = None
     ) -> None:
         """Stream the body into storage in WRITE_SIZE pieces; each piece is written and hashed in threads while the
         event loop receives the next one."""
-        state = self._hash_state(upload_id, writer.size)
+        state = self._hash_state(upload_id, writer.size, lease.hash_state if lease else None)
+        renew = lease.renew if lease else _no_renewal
         pending: asyncio.Future[None] | None = None
         chunks: list[bytes] = []
         buffered = 0
@@ -250,25 +259,35 @@ class UploadStore:
     def _new_hash(self, upload_id: str, algorithm: str) -> _HashState:
         if len(self._hashes) >= _HASH_CACHE_LIMIT:
             self._hashes.pop(next(iter(self._hashes)))
-        state = self._hashes[upload_id] = _HashState(algorithm, 0, Digest(algorithm, "").hasher())
+        state = self._hashes[upload_id] = _HashState(algorithm, 0, resumable_hash.new(algorithm))
         return state
 
-    def _hash_state(self, upload_id: str, offset: int) -> _HashState | None:
-        """The hash to extend with bytes written at ``offset``: none when this process has not seen every byte before
-        it (another worker took the session's start), and sha256 for a session this process did not start."""
+    def _hash_state(self, upload_id: str, offset: int, saved: bytes | None) -> _HashState | None:
+        """The hash to extend with bytes written at ``offset``: this process's own when it saw every byte before
+        it, else the one saved with the session at that size; none when neither covers exactly those bytes (the
+        data is then hashed again from storage), and sha256 for a session begun without a saved hash."""
         state = self._hashes.get(upload_id)
-        if state is None and offset == 0:
-            state = self._new_hash(upload_id, "sha256")
-        if state is None or state.offset != offset:
-            self._hashes.pop(upload_id, None)
+        if state is not None and state.offset == offset:
+            return state
+        self._hashes.pop(upload_id, None)
+        resumed = resumable_hash.resume(saved, offset, upload_id.encode())
+        if resumed is not None:
+            state = self._hashes[upload_id] = _HashState(resumed.name, offset, resumed)
+            return state
+        return self._new_hash(upload_id, "sha256") if offset == 0 and saved is None else None
+
+    def _saved_hash(self, upload_id: str, size: int) -> bytes | None:
+        """The hash of the session's ``size`` bytes to save with it, when this process holds one."""
+        state = self._hashes.get(upload_id)
+        if state is None or state.offset != size:
             return None
-        return state
+        return resumable_hash.saved_state(state.hasher, upload_id.encode())
 
     async def _digest(self, upload_id: str, size: int, algorithm: str) -> str:
         state = self._hashes.pop(upload_id, None)
         if state is not None and state.algorithm == algorithm and state.offset == size:
             return f"{algorithm}:{state.hasher.hexdigest()}"
-        hasher = Digest(algorithm, "").hasher()
+        hasher = resumable_hash.new(algorithm)
         async for chunk in self.backend.reader(paths.upload_data_path(upload_id)):
             await asyncio.to_thread(hasher.update, chunk)
         return f"{algorithm}:{hasher.hexdigest()}"

@@ -139,6 +139,9 @@ uploads = Table(
     # the one request (on any worker or replica) writing to the session, and when it last said so
     Column("lease", String(36)),
     Column("leased_at", DateTime(timezone=True)),
+    # the hash of the session's bytes so far, saved with its size (registry.content.resumable_hash): null when the
+    # bytes must be hashed again from storage
+    Column("hash_state", LargeBinary),
 )
 
 

@@ -309,18 +309,21 @@ _CLAIM_UPLOAD = plain(
         or_(uploads.c.lease.is_(None), uploads.c.leased_at < bindparam("stale_before")),
     )
     .values(lease=bindparam("token"), leased_at=bindparam("now"))
-    .returning(uploads.c.size)
+    .returning(uploads.c.size, uploads.c.hash_state)
 )
 _OUR_LEASE = (uploads.c.id == bindparam("upload"), uploads.c.lease == bindparam("token"))
 _RENEW_UPLOAD = plain(update(uploads).where(*_OUR_LEASE).values(leased_at=bindparam("now")))
 _RELEASE_UPLOAD = plain(update(uploads).where(*_OUR_LEASE).values(lease=None))
-_RELEASE_UPLOAD_AT = _RELEASE_UPLOAD.values(size=bindparam("new_size"), updated_at=bindparam("now"))
+_RELEASE_UPLOAD_AT = _RELEASE_UPLOAD.values(
+    size=bindparam("new_size"), hash_state=bindparam("new_hash_state"), updated_at=bindparam("now")
+)
 _DELETE_UPLOAD = plain(delete(uploads).where(uploads.c.id == bindparam("upload")))
 
 
-async def create_upload(session: Writer, upload_id: str, repo_name: str) -> None:
+async def create_upload(session: Writer, upload_id: str, repo_name: str, hash_state: bytes | None = None) -> None:
     now = utcnow()
     values = {"id": upload_id, "repository_name": repo_name, "size": 0, "created_at": now, "updated_at": now}
+    values["hash_state"] = hash_state
     await session.execute(_CREATE_UPLOAD, values)
 
 
@@ -336,23 +339,27 @@ async def upload_size(session: Reader, upload_id: str, repo_name: str) -> int | 
 
 async def claim_upload(
     session: Writer, upload_id: str, repo_name: str, token: str, stale_before: datetime
-) -> int | None:
-    """Take the session's lease when it is free or stale; its size, or None when another request holds it."""
+) -> tuple[int, bytes | None] | None:
+    """Take the session's lease when it is free or stale; its size and saved hash state, or None when another
+    request holds it."""
     params = {"upload": upload_id, "repo": repo_name, "stale_before": stale_before, "token": token, "now": utcnow()}
-    size: int | None = (await session.execute(_CLAIM_UPLOAD, params)).scalar_one_or_none()
-    return size
+    row = (await session.execute(_CLAIM_UPLOAD, params)).first()
+    return None if row is None else (row[0], None if row[1] is None else bytes(row[1]))
 
 
 async def renew_upload(session: Writer, upload_id: str, token: str) -> None:
     await session.execute(_RENEW_UPLOAD, {"upload": upload_id, "token": token, "now": utcnow()})
 
 
-async def release_upload(session: Writer, upload_id: str, token: str, size: int | None = None) -> None:
-    """Give the lease back, with the session's size when the request wrote to it (only while the lease is ours)."""
+async def release_upload(
+    session: Writer, upload_id: str, token: str, size: int | None = None, hash_state: bytes | None = None
+) -> None:
+    """Give the lease back, with the session's size and the hash of its bytes (None: they must be hashed again)
+    when the request wrote to it (only while the lease is ours)."""
     if size is None:
         await session.execute(_RELEASE_UPLOAD, {"upload": upload_id, "token": token})
         return
-    params = {"upload": upload_id, "token": token, "new_size": size, "now": utcnow()}
+    params = {"upload": upload_id, "token": token, "new_size": size, "new_hash_state": hash_state, "now": utcnow()}
     await session.execute(_RELEASE_UPLOAD_AT, params)
 
 
