@@ -26,6 +26,7 @@ PACKAGES=(
   "umoci:umoci"
   "wrk:wrk"
   "postgresql:"
+  "nginx:nginx"
 )
 
 package_installed() { # PACKAGE [COMMAND...]
