@@ -24,6 +24,7 @@ from registry.content.manifests import ManifestStore
 from registry.content.purge import purge_until
 from registry.content.tags import TagLists
 from registry.content.uploads import UploadStore
+from registry.content.validation import IndexValidation
 from registry.db.engine import Database, DatabaseUnavailable
 from registry.errors import (
     API_VERSION_HEADER,
@@ -141,6 +142,7 @@ def create_app(
     measuring, health = config.http.debug.metrics, configured(config, worker_directory())
     notifications = Notifications.from_config(config)  # and one in notifications
     proxy = ProxyConfig.from_config(config)  # and one in proxy or proxies (registry.proxy)
+    validation = IndexValidation.from_config(config)  # and one in validation.manifests.indexes
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -151,7 +153,7 @@ def create_app(
         gc = config.storage.gc
         events = EventSink(notifications, source_of(config.http), config.http)
         blobs = BlobStore(store, db, gc, events)
-        uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc, policies, events)
+        uploads, manifests = UploadStore(store, db, blobs), ManifestStore(db, blobs, gc, policies, events, validation)
         app.state.services = Services(config, db, store, blobs, uploads, manifests, TagLists(db))
         pull_through = PullThrough(proxy, manifests, uploads, upstream_transport) if proxy.enabled else None
         app.state.services.proxy = pull_through

@@ -2,8 +2,8 @@
 and its ``REGISTRY_*`` environment overrides. A storage driver declares its ``storage.<driver>`` section beside its
 code (``storage_backends``: ``PARAMETERS``), an auth provider its ``auth.<provider>`` section in
 ``registry.auth.settings``; the module that reads ``retention`` and ``immutable`` (``registry.gc.policies``),
-``notifications`` (``registry.events.endpoints``), ``proxy`` and ``proxies`` (``registry.proxy.config``) declares
-them.
+``notifications`` (``registry.events.endpoints``), ``proxy`` and ``proxies`` (``registry.proxy.config``),
+``validation`` (``registry.content.validation``) declares them.
 
 An env var's name is matched against the declared keys case-insensitively, longest key first (so keys containing
 ``_`` work), in lexical order like distribution (``REGISTRY_STORAGE`` before ``REGISTRY_STORAGE_S3_*``); below a
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 import storage_backends
+from registry.content.validation import VALIDATION
 from registry.events.endpoints import NOTIFICATIONS
 from registry.forwarded import TrustedProxies
 from registry.gc.policies import IMMUTABLE, RETENTION
@@ -51,7 +52,7 @@ DEFAULT_ADDR = "127.0.0.1:5000"
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")  # uvicorn's forwarded_allow_ips default: a proxy on this host
 MINIMUM_TLS = ("tls1.0", "tls1.1", "tls1.2")  # Python never offers less than TLS 1.2: the older ones are met too
 HOUR = 3600.0
-UNIMPLEMENTED = ("redis", "reporting", "middleware", "validation", "compatibility", "catalog", "policy")
+UNIMPLEMENTED = ("redis", "reporting", "middleware", "compatibility", "catalog", "policy")
 
 
 def listen_host_port(addr: str) -> tuple[str, int]:
@@ -182,6 +183,7 @@ SCHEMA = Section(
         ),
         "notifications": NOTIFICATIONS,  # registry.events.endpoints
         **{"proxy": PROXY, "proxies": PROXIES},  # registry.proxy.config: distribution's, ours (upstreams by prefix)
+        "validation": VALIDATION,  # registry.content.validation: distribution's manifests.indexes
         **dict.fromkeys(UNIMPLEMENTED, IGNORED),
     }
 )

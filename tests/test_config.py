@@ -228,7 +228,7 @@ def test_ignored_sections_nested_and_unknown(tmp_path: Path) -> None:
         "log.hooks",
         "log.reportcaller",
         "http.http2",
-        "validation",
+        "validation.disabled",  # validation.manifests.indexes is read (registry.content.validation)
         "compatibility",
         "catalog",
         "storge",

@@ -11,7 +11,8 @@ from typing import Any
 
 from registry.config import GcConfig
 from registry.content.blobs import BlobStore
-from registry.db import queries, reviews
+from registry.content.validation import IndexValidation
+from registry.db import late_references, queries, reviews
 from registry.db.engine import Database
 from registry.db.models import utcnow
 from registry.db.sessions import Writer
@@ -52,12 +53,14 @@ class ManifestStore:
         gc: GcConfig | None = None,
         policies: Policies | None = None,
         events: EventSink | None = None,
+        validation: IndexValidation | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.gc = gc or GcConfig()
         self.policies = policies or Policies()  # immutable tags: checked under the repository's lock, as tags change
         self.events = events or disabled()
+        self.validation = validation or IndexValidation()  # which children an index needs pushed before it
 
     async def put(
         self, repo: str, reference: str, body: bytes, content_type: str | None, tags: Sequence[str] = ()
@@ -80,10 +83,13 @@ class ManifestStore:
                 await queries.add_blob(session, EMPTY_DIGEST, len(EMPTY_JSON))
                 await queries.link_blob(session, repo_id, EMPTY_DIGEST)
             blob_digests = await _check_blobs(session, repo_id, parsed)
-            child_ids = await _check_children(session, repo_id, parsed)
+            child_ids = await _check_children(session, repo_id, parsed, self.validation)
             manifest_id = await queries.insert_manifest(
                 session, manifest_row(repo_id, digest, body, parsed), blob_digests, child_ids
             )
+            if self.validation.sparse:  # a child of an index pushed without it: now the index's reference
+                parents = await late_references.indexes_naming(session, repo_id, digest)
+                await late_references.add_parents(session, parents, manifest_id)
             if not names:  # pushed untagged: the collector looks at it when the repository's policy says
                 await reviews.queue_manifests(session, [manifest_id], "pushed_untagged")
             moved = [
@@ -190,10 +196,10 @@ async def _check_blobs(session: Any, repo_id: int, parsed: ParsedManifest) -> se
     return wanted
 
 
-async def _check_children(session: Any, repo_id: int, parsed: ParsedManifest) -> list[int]:
+async def _check_children(session: Any, repo_id: int, parsed: ParsedManifest, validation: IndexValidation) -> list[int]:
     wanted = {d.digest for d in parsed.manifests}
     found = await queries.manifest_ids(session, repo_id, wanted)
-    missing = wanted - found.keys()
+    missing = {d.digest for d in parsed.manifests if validation.requires(d)} - found.keys()
     if missing:
         raise ErrorCode.MANIFEST_BLOB_UNKNOWN.error({"digest": sorted(missing)[0]})
     return list(found.values())

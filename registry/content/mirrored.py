@@ -1,6 +1,7 @@
 """Content a pull-through cache brings from its upstream (``registry.proxy``), kept like pushed content but without
 a push's checks: a mirrored manifest is stored before its blobs and children (the client fetches them next), and each
-part, when it arrives, is recorded as the manifest's reference, so the collector keeps what a cached tag holds.
+part, when it arrives, is recorded as the manifest's reference (``registry.db.late_references``), so the collector
+keeps what a cached tag holds.
 
 A mirrored blob takes the upload path (``UploadStore.push``): staged, verified against its digest, then published."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from registry.content.blobs import BlobStore
 from registry.content.manifests import StoredManifest, manifest_row
-from registry.db import mirror_queries, queries, reviews
+from registry.db import late_references, queries, reviews
 from registry.db.engine import Database
 from registry.db.sessions import Writer
 from registry.digests import Digest
@@ -33,8 +34,8 @@ class MirroredContent:
             children = await queries.manifest_ids(session, repo_id, {d.digest for d in parsed.manifests})
             row = manifest_row(repo_id, digest, body, parsed)
             manifest_id = await queries.insert_manifest(session, row, blobs, children.values())
-            parents = await mirror_queries.naming(session, repo_id, digest)
-            await mirror_queries.add_parents(session, parents, manifest_id)
+            parents = await late_references.indexes_naming(session, repo_id, digest)
+            await late_references.add_parents(session, parents, manifest_id)
             if tag is not None:
                 moved = await queries.upsert_tag(session, repo_id, tag, manifest_id)
                 if moved is not None:  # what the tag pointed at before: the collector reviews it
@@ -50,8 +51,8 @@ class MirroredContent:
         async def record(session: Writer) -> None:
             repo_id = await queries.repository_id(session, repo, lock=True)
             if repo_id is not None:
-                naming = await mirror_queries.naming(session, repo_id, str(digest))
-                await mirror_queries.add_blob_references(session, naming, str(digest))
+                naming = await late_references.naming(session, repo_id, str(digest))
+                await late_references.add_blob_references(session, naming, str(digest))
 
         await self.db.write(record)
 
