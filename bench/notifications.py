@@ -1,14 +1,17 @@
 """What webhook notifications cost: our server without an endpoint, with one (a receiver in this process that
-answers 200), and with one that ignores pulls (``ignore.actions: [pull]``). Two columns: manifest GET requests/sec
-(wrk, 64 connections; each GET is a pull event) and 20 docker-style pushes at once (seconds, each a new 1 MiB image;
-each push writes its events in its own transactions).
+answers 200), and with one that ignores pulls (``ignore.actions: [pull]``). Three columns: manifest GET requests/sec
+(wrk, 64 connections; each GET is a pull event), the server's CPU time per GET meanwhile (user and system, over the
+GETs it answered: what a GET costs, whatever else the machine runs), and 20 docker-style pushes at once (seconds,
+each a new 1 MiB image; each push writes its events in its own transactions).
 ``.venv/bin/python bench/notifications.py [--seconds 5] [--rounds 3] [--workers 1]``
 
-The servers run side by side with the access log off; the rounds take turns, and each row is the median of its
-rounds, with the lowest and highest round beside it (the machine is shared: read the spread). After the rows the
-receiver's count of events is printed (pulls apart: they should match the webhook server's GETs, none dropped), with
-what the webhook server's outbox still holds. The receiver counts the events in a body without decoding it: it runs
-on the same two cores as wrk and the servers, and a real receiver runs elsewhere.
+The servers run side by side with the access log off. All the GET rounds come first, then the push rounds (a push's
+writes slow what follows); in each round the servers take turns, each first in turn. A row gives each column's
+median, the median of its rounds' change against the server without an endpoint in the same round ("vs none": the
+machine is shared and its load drifts more between rounds than within one), and the range of its rounds. Then the
+receiver's count of events (pulls apart: they should match the webhook server's GETs, none dropped) and what the
+webhook server's outbox still holds. The receiver counts the events in a body without decoding them: it runs on the
+same two cores as wrk and the servers, where a real receiver runs elsewhere.
 """
 
 from __future__ import annotations
@@ -126,9 +129,13 @@ def main() -> None:
                 with httpx.Client(base_url=server.base_url, timeout=30, trust_env=False) as client:
                     w.push_image(client, "bench/notify", "v1", b"layer")
                 w.concurrent_pushes(server.base_url, w.small_images("bench/warm", PUSHES, w.MiB))  # not timed
+            for round_number in range(args.rounds):  # all the GETs first: a push's writes slow what follows
+                for server in servers[round_number % 3 :] + servers[: round_number % 3]:  # each first in turn
+                    measure_gets(server, args.seconds, figures)
             for round_number in range(args.rounds):
-                for server in servers:
-                    measure_round(server, round_number, args.seconds, figures)
+                for server in servers[round_number % 3 :] + servers[: round_number % 3]:
+                    images = w.small_images(f"bench/r{round_number}", PUSHES, w.MiB)
+                    figures[COLUMNS[2]].setdefault(server.name, []).append(w.concurrent_pushes(server.base_url, images))
             time.sleep(3)  # delivery catches up (reported below, not timed)
             left = waiting(servers[1])
         finally:
@@ -140,15 +147,13 @@ def main() -> None:
     print(f"about {gets} manifest GETs); {left} were still in the webhook server's outbox")
 
 
-def measure_round(server: Server, round_number: int, seconds: int, figures: Figures) -> None:
-    """wrk's GETs (and the server's CPU time per GET meanwhile), then the concurrent pushes."""
+def measure_gets(server: Server, seconds: int, figures: Figures) -> None:
+    """wrk's GETs, and the server's CPU time per GET meanwhile."""
     before = cpu_seconds(server)
     rate, errors = w.wrk(f"{server.base_url}/v2/bench/notify/manifests/v1", seconds)
     assert not errors, f"{server.name}: {errors}"
-    cost = (cpu_seconds(server) - before) / (rate * seconds) * 1e6
-    push = w.concurrent_pushes(server.base_url, w.small_images(f"bench/r{round_number}", PUSHES, w.MiB))
-    for column, figure in zip(COLUMNS, (rate, cost, push), strict=True):
-        figures[column].setdefault(server.name, []).append(figure)
+    figures[COLUMNS[0]].setdefault(server.name, []).append(rate)
+    figures[COLUMNS[1]].setdefault(server.name, []).append((cpu_seconds(server) - before) / (rate * seconds) * 1e6)
 
 
 def print_table(figures: Figures, args: Any) -> None:
@@ -160,10 +165,15 @@ def print_table(figures: Figures, args: Any) -> None:
 
 
 def _cell(figures: dict[str, list[float]], name: str) -> str:
-    median, base = statistics.median(figures[name]), statistics.median(figures["no endpoint"])
+    """The median; the median of each round's change against no endpoint measured just before it (the machine's
+    load drifts between rounds more than within one); the range of the rounds."""
+    median = statistics.median(figures[name])
+    change = statistics.median(
+        ours / base - 1 for ours, base in zip(figures[name], figures["no endpoint"], strict=True)
+    )
     form = ".2f" if median < 10 else ".0f"
     spread = f"{min(figures[name]):{form}}-{max(figures[name]):{form}}"
-    return f"{median:>16{form}}{median / base - 1:>+8.1%}{spread:>13}"
+    return f"{median:>16{form}}{change:>+8.1%}{spread:>13}"
 
 
 if __name__ == "__main__":

@@ -133,48 +133,43 @@ class PullEvents:
         self.relative = http is not None and http.relativeurls
         self._paths: dict[tuple[str, str, str], str] = {}
         self._bases: dict[tuple[str, bytes, Any], str] = {}
-        self._targets: dict[tuple[Any, ...], str] = {}  # a content's target, as JSON
-        self._rests: dict[tuple[bytes, str, bytes, str], str] = {}  # see _rest
+        self._parts: dict[tuple[Any, ...], tuple[str, str]] = {}  # see _kept_parts
+        self._addrs: dict[tuple[str, int | None], str] = {}  # a client's address, as JSON
         self._ids = _EventIds()
         self._source = _json(source.as_json())
         self._second, self._second_text = -1, ""
 
     def encoded(self, pull: Pull) -> str:
-        """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it, from parts kept as JSON: a
-        content's target, and a client's host, method, user agent and actor with the source."""
-        number, at, route, repo, digest, media_type, size, tag, references, request_id, address, port, method, *_ = pull
+        """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it: only its id, time, request id and
+        client address are written per event, around what is kept as JSON per content and client (``_parts``)."""
+        number, at, _route, _repo, _digest, _type, _size, _tag, _refs, request_id, address, port, method, *_ = pull
         if not method:  # reported outside a request: never on the request path
             return self.event(pull).encoded()
-        addr = '"addr":' + _string(f"{address}:{port}") + "," if port is not None else ""
-        return (
-            f'{{"id":"{self._ids.of(number)}","timestamp":"{self._timestamp(at)}","action":"pull","target":'
-            f'{self._target(pull)},"request":{{"id":{_string(request_id or new_request_id())},{addr}{self._rest(pull)}'
-        )
-
-    def _timestamp(self, at: int) -> str:
         second, micro = divmod(at, 1_000_000)
         if second != self._second:
             self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{micro:06d}Z"
+        target, rest = self._parts.get(pull[2:8] + pull[12:19]) or self._kept_parts(pull)
+        addr = self._addrs.get((address, port)) or self._kept_addr(address, port)
+        return (
+            f'{{"id":"{self._ids.of(number)}","timestamp":"{self._second_text}.{micro:06d}Z"{target}'
+            f"{_string(request_id or new_request_id())},{addr}{rest}"
+        )
 
-    def _target(self, pull: Pull) -> str:
-        key = pull[2:8] + pull[13:17]  # route, content, tag; scheme, server, host
-        found = self._targets.get(key)
-        if found is None:
-            found = _keep(self._targets, key, _json(self._target_of(pull).as_json()))
-        return found
-
-    def _rest(self, pull: Pull) -> str:
-        """What follows the request's id and address: its host, method and user agent, the actor, the source."""
+    def _kept_parts(self, pull: Pull) -> tuple[str, str]:
+        """From the action to the request's id, and after its address: the same for every pull of one content by
+        one client (route, content and tag; method, scheme, server, Host, User-Agent and actor)."""
         *_, method, _scheme, _server_host, _server_port, host, useragent, actor = pull
-        key = (host, method, useragent, actor)
-        found = self._rests.get(key)
-        if found is None:
-            record = RequestRecord("-", "", host.decode("latin-1"), method, useragent.decode("latin-1"))
-            rest = _json(record.as_json()).removeprefix('{"id":"-",')
-            found = f'{rest},"actor":{_json({"name": actor} if actor else {})},"source":{self._source}}}'
-            _keep(self._rests, key, found)
-        return found
+        target = f',"action":"pull","target":{_json(self._target_of(pull).as_json())},"request":{{"id":'
+        record = RequestRecord("-", "", host.decode("latin-1"), method, useragent.decode("latin-1"))
+        rest = _json(record.as_json()).removeprefix('{"id":"-",')
+        rest += f',"actor":{_json({"name": actor} if actor else {})},"source":{self._source}}}'
+        if len(self._parts) >= MAX_KEPT:
+            self._parts.clear()
+        self._parts[pull[2:8] + pull[12:19]] = (target, rest)
+        return target, rest
+
+    def _kept_addr(self, address: str, port: int | None) -> str:
+        return _keep(self._addrs, (address, port), "" if port is None else f'"addr":{_string(f"{address}:{port}")},')
 
     def event(self, pull: Pull, event_id: str | None = None) -> Event:
         """The event as an object (what ``encoded`` writes without building it)."""
