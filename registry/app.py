@@ -162,7 +162,7 @@ def create_app(
         writable = not config.storage.read_only
         tasks = [purge_until(stop, uploads, purging)] if purging.get("enabled") and writable else []
         tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
-        tasks += [retention_until(stop, db, policies)] if policies.deletes_tags and writable else []
+        tasks += [retention_until(stop, db, policies, events=events)] if policies.deletes_tags and writable else []
         collector.observers += [observe_gc] if measuring else []
         tasks += [TALLY.flush_until(stop)] if measuring else []
         if health is not None:  # registry.events.health

@@ -6,6 +6,9 @@ leave untagged show in a real run only). Both queue everything nothing reference
 queues is found too), then run the collector until no review is due: the configured delay and leases hold for
 ``gc``; ``garbage-collect``, meant for a stopped registry as distribution's is, reviews everything at once (delay 0,
 no leases) and with ``--delete-untagged`` deletes every untagged manifest no index holds.
+
+Each deletion (a tag by retention, a manifest by the collector) writes its delete event to the notification outbox
+in its transaction, as the server's do: a server delivers them (this command posts nothing itself).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import dataclasses
 
 from registry.config import Config
 from registry.content import binding
+from registry.events.endpoints import Notifications
+from registry.events.sink import EventSink, source_of
 from registry.gc.collector import Collector, Report
 from registry.gc.policies import Policies
 from registry.gc.retention import apply_retention
@@ -39,8 +44,9 @@ async def run(args: argparse.Namespace, config: Config) -> Report:
     async with binding.opened(config) as (database, backend):
         offline = args.command == "garbage-collect"
         policies = Policies.from_config(config)
-        collector = Collector(database, backend, gc, policies, untagged_after=untagged, offline=offline)
-        tags = [] if offline else await apply_retention(database, policies, dry_run=args.dry_run)
+        events = EventSink(Notifications.from_config(config), source_of(config.http), config.http)
+        collector = Collector(database, backend, gc, policies, untagged_after=untagged, offline=offline, events=events)
+        tags = [] if offline else await apply_retention(database, policies, dry_run=args.dry_run, events=events)
         if args.dry_run:
             report = await collector.run_once(dry_run=True, queue_everything=True)
         else:

@@ -23,6 +23,7 @@ from registry.db.engine import Database
 from registry.db.retention_queries import TagKey, TagRow
 from registry.db.schedule import every
 from registry.db.sessions import Writer
+from registry.events.sink import EventSink
 from registry.gc.policies import Policies, RetentionPolicy
 
 log = logging.getLogger("registry.retention")
@@ -34,16 +35,17 @@ Deletion = tuple[str, str]  # (repository, tag)
 
 
 async def apply_retention(
-    db: Database, policies: Policies, *, dry_run: bool, now: datetime | None = None
+    db: Database, policies: Policies, *, dry_run: bool, now: datetime | None = None, events: EventSink | None = None
 ) -> list[Deletion]:
     """Apply the policies to every repository; the (repository, tag) pairs deleted, or that would be with
-    ``dry_run`` (then nothing is deleted)."""
+    ``dry_run`` (then nothing is deleted). Each deletion is reported through ``events`` as a client's tag delete is
+    (a delete event naming the repository and the tag, in the deleting transaction)."""
     if not policies.deletes_tags:
         return []
     now = now or datetime.now(UTC)
     deleted: list[Deletion] = []
     async for repo, policy in _repositories(db, policies):
-        tags = await apply_to_repository(db, policies, repo, policy, dry_run=dry_run, now=now)
+        tags = await apply_to_repository(db, policies, repo, policy, dry_run=dry_run, now=now, events=events)
         deleted += [(repo, tag) for tag in tags]
     if deleted or dry_run:
         verb = "would delete" if dry_run else "deleted"
@@ -67,7 +69,14 @@ async def _repositories(db: Database, policies: Policies) -> AsyncIterator[tuple
 
 
 async def apply_to_repository(
-    db: Database, policies: Policies, repo: str, policy: RetentionPolicy, *, dry_run: bool, now: datetime
+    db: Database,
+    policies: Policies,
+    repo: str,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool,
+    now: datetime,
+    events: EventSink | None = None,
 ) -> list[str]:
     """The tags of ``repo`` the policy lets go, deleted unless ``dry_run``."""
     gone: list[str] = []
@@ -79,7 +88,7 @@ async def apply_to_repository(
                 log.info("retention (dry run): would delete %s:%s", repo, row.name)
             continue
         for start in range(0, len(doomed), DELETE_BATCH):
-            gone += await db.write(_deleter(repo, doomed[start : start + DELETE_BATCH]))
+            gone += await db.write(_deleter(repo, doomed[start : start + DELETE_BATCH], events))
     if gone and not dry_run:
         log.info("retention: deleted %d tag(s) of %s", len(gone), repo)
     return gone
@@ -110,7 +119,11 @@ async def _candidates(db: Database, repo: str, policy: RetentionPolicy, now: dat
         after = page[-1].key
 
 
-def _deleter(repo: str, rows: Sequence[TagRow]) -> Callable[[Writer], Coroutine[Any, Any, list[str]]]:
+def _deleter(
+    repo: str, rows: Sequence[TagRow], events: EventSink | None = None
+) -> Callable[[Writer], Coroutine[Any, Any, list[str]]]:
+    reports = {row.name: events.deleted(repo, tag=row.name) for row in rows} if events is not None else {}
+
     async def delete(session: Writer) -> list[str]:
         """Under the repository's lock, each tag not pushed again since it was read is deleted (through the same
         path as ``DELETE /v2/<name>/manifests/<tag>``), and its manifest queued for review."""
@@ -123,14 +136,25 @@ def _deleter(repo: str, rows: Sequence[TagRow]) -> Callable[[Writer], Coroutine[
                 continue
             if await queries.untag(session, repo_id, row.name, "retention"):
                 deleted.append(row.name)
+                if events is not None:
+                    await events.record(session, reports[row.name])
         return deleted
 
     return delete
 
 
-async def retention_until(stop: asyncio.Event, db: Database, policies: Policies, interval: float | None = None) -> None:
+async def retention_until(
+    stop: asyncio.Event,
+    db: Database,
+    policies: Policies,
+    interval: float | None = None,
+    events: EventSink | None = None,
+) -> None:
     """Apply the policies every ``interval`` (default ``retention.interval``) until ``stop`` is set: once per
     interval across all workers and replicas (``registry.db.schedule``). Stopped, never cancelled: a batch in
     progress finishes."""
     every_seconds = policies.interval if interval is None else interval
-    await every(stop, db, "retention", every_seconds, lambda: apply_retention(db, policies, dry_run=policies.dry_run))
+    dry_run = policies.dry_run
+    await every(
+        stop, db, "retention", every_seconds, lambda: apply_retention(db, policies, dry_run=dry_run, events=events)
+    )

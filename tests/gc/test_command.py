@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +122,36 @@ async def test_registry_gc_applies_retention_first(tmp_path: Path, capsys: pytes
     out = await run(capsys, "gc", str(config))
     assert "deleted tag team/app:old (retention)" in out
     assert blob_files(tmp_path) == {digest_of(b"new layer"), digest_of(b'{"for": "new layer"}')}
+
+
+def delete_events(tmp_path: Path) -> list[dict[str, Any]]:
+    """The delete events waiting in the outbox, oldest first."""
+    with closing(sqlite3.connect(tmp_path / "registry.db")) as connection:
+        rows = connection.execute("SELECT payload FROM event_outbox ORDER BY id").fetchall()
+    return [event for event in (json.loads(row[0]) for row in rows) if event["action"] == "delete"]
+
+
+async def test_registry_gc_reports_its_deletions_through_the_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `registry gc` deletes is told to the configured endpoints as the server's deletions are: each event in the
+    outbox, in its deleting transaction, for a server to deliver."""
+    config = write_config(tmp_path, delay="0s", lease="0s", untagged="0s")
+    doc = yaml.safe_load(config.read_text())
+    doc["retention"] = {"policies": [{"repositories": ["team/*"], "keep": {"last": 1}}]}
+    hook = {"name": "hook", "url": "http://127.0.0.1:9/events", "threshold": 1, "backoff": "1h"}  # nothing listens
+    doc["notifications"] = {"endpoints": [hook]}
+    config.write_text(yaml.safe_dump(doc))
+    async with client_on(load_config(str(config))) as client:
+        old = await push(client, "old", b"old layer")
+        await push(client, "new", b"new layer")
+    await run(capsys, "gc", "--dry-run", str(config))
+    assert delete_events(tmp_path) == [], "a dry run reports nothing"
+    out = await run(capsys, "gc", str(config))
+    assert f"deleted manifest team/app@{old}" in out
+    events = delete_events(tmp_path)
+    assert [event["target"] for event in events] == [
+        {"repository": "team/app", "tag": "old"},
+        {"repository": "team/app", "digest": old},
+    ]
+    assert all("request" not in event and event["source"]["addr"] for event in events)

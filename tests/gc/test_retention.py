@@ -24,6 +24,7 @@ from registry.gc import retention
 from registry.gc.policies import Policies
 from tests.api_helpers import app_of, manifest_status, push_image
 from tests.conftest import make_config, started_client
+from tests.events.notifying import endpoint, notifying, outbox_events
 
 HOUR = 3600.0
 
@@ -237,7 +238,7 @@ async def test_a_read_only_server_applies_no_policy(
 ) -> None:
     started: list[Policies] = []
 
-    async def record(stop: asyncio.Event, db: Database, policies: Policies, interval: float | None = None) -> None:
+    async def record(stop: asyncio.Event, db: Database, policies: Policies, **options: Any) -> None:
         started.append(policies)
 
     monkeypatch.setattr("registry.app.retention_until", record)
@@ -250,3 +251,24 @@ async def test_a_read_only_server_applies_no_policy(
     async with started_client(make_config(tmp_path, "inmemory", **env)):
         pass
     assert len(started) == 1
+
+
+async def test_the_server_reports_each_tag_retention_deletes(tmp_path: Path, database_url: str) -> None:
+    policies = json.dumps([{"repositories": ["app"], "delete": {"olderthan": "1h"}}])
+    config = notifying(
+        tmp_path,
+        database_url,
+        endpoint("hook"),
+        REGISTRY_RETENTION_INTERVAL="50ms",
+        REGISTRY_RETENTION_POLICIES=policies,
+    )
+    async with started_client(config) as client:
+        await push_tags(client, "app", ["old", "new"])
+        await set_pushed(app_of(client).state.services.db, "app", {"old": 2})
+        for _ in range(200):
+            if await manifest_status(client, "app", "old") == 404:
+                break
+            await asyncio.sleep(0.02)
+        deletes = [event for event in await outbox_events(client) if event["action"] == "delete"]
+    assert [event["target"] for event in deletes] == [{"repository": "app", "tag": "old"}]
+    assert "request" not in deletes[0], "no request caused it"
