@@ -166,9 +166,10 @@ async def _admin(url: str, statement: str) -> None:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database on the server scripts/test.sh starts (REGISTRY_TEST_POSTGRES), dropped afterwards."""
-    admin = os.environ.get("REGISTRY_TEST_POSTGRES")
+def postgres_database(admin: str | None = None) -> Iterator[str]:
+    """A fresh database on the server `admin` names, by default the one scripts/test.sh starts
+    (REGISTRY_TEST_POSTGRES), dropped afterwards."""
+    admin = admin or os.environ.get("REGISTRY_TEST_POSTGRES")
     if not admin:
         missing("REGISTRY_TEST_POSTGRES (a PostgreSQL server URL; scripts/test.sh starts one)")
     name = f"registry_ha_{uuid.uuid4().hex[:12]}"
