@@ -12,6 +12,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -108,6 +109,16 @@ def test_a_receiver_down_for_a_while_gets_everything_when_it_is_back(
     assert sorted(e["target"]["repository"] for e in events) == ["e2e/notify0", "e2e/notify1"]
 
 
+def pull_manifest(receiver: Receiver, url: str) -> dict[str, Any]:
+    """GET the pushed manifest by tag, as docker pulls it; the pull event the receiver then gets."""
+    pulls = len([e for e in receiver.events if e["action"] == "pull"])
+    accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+    response = httpx.get(f"{url}/v2/e2e/notify/manifests/v1", headers={"Accept": accept}, trust_env=False)
+    assert response.status_code == 200, response.text
+    receiver.wait_for(lambda r: len([e for e in r.events if e["action"] == "pull"]) > pulls, timeout=60)
+    return [e for e in receiver.events if e["action"] == "pull"][pulls]
+
+
 def shape(event: dict[str, Any]) -> dict[str, Any]:
     """An event's keys, nested: what a receiver written for distribution reads."""
     return {key: sorted(value) if isinstance(value, dict) else None for key, value in event.items()}
@@ -126,6 +137,7 @@ def test_the_same_config_starts_distribution_and_its_events_have_our_shape(
         push(dockerd, image, f"{reference.host}/e2e/notify:v1")
         receiver.wait_for(lambda r: len(r.manifest_pushes()) == 1, timeout=60)
         (theirs,) = receiver.manifest_pushes()
+        their_pull = pull_manifest(receiver, reference.url)
     finally:
         reference.stop()
     push(dockerd, image, f"{server.host}/e2e/notify:v1")
@@ -133,4 +145,7 @@ def test_the_same_config_starts_distribution_and_its_events_have_our_shape(
     ours = receiver.manifest_pushes()[1]
     assert shape(ours) == shape(theirs)
     assert ours["target"]["digest"] == theirs["target"]["digest"]
+    our_pull = pull_manifest(receiver, server.url)  # from the in-memory queue, never the outbox
+    assert shape(our_pull) == shape(their_pull), (our_pull, their_pull)
+    assert (our_pull["target"]["digest"], our_pull["target"]["tag"]) == (ours["target"]["digest"], "v1")
     assert receiver.headers[-1]["Content-Type"] == "application/vnd.docker.distribution.events.v1+json"
