@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -25,18 +24,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import metrics_in_process  # noqa: E402
 import workloads as w  # noqa: E402
-from servers import SERVER_ENV, Server, compile_ours, free_port  # noqa: E402
+from servers import Server, compile_ours, cpu_seconds, free_port, start_ours  # noqa: E402
 
 CHECK = {"enabled": True, "interval": "1s"}
 PUSHES = 20
-TICKS = os.sysconf("SC_CLK_TCK")
 _T = TypeVar("_T")
 
 
@@ -49,38 +46,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "metrics on": {"http": debug()},
     "metrics + health": {"http": debug(), "health": {"storagedriver": CHECK, "database": CHECK}},
 }
-
-
-def start(tmp: Path, name: str, extra: dict[str, Any], workers: int) -> Server:
-    data_dir = tmp / name.replace(" ", "-").replace("+", "and")
-    data_dir.mkdir()
-    port = free_port()
-    config: dict[str, Any] = {
-        "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(data_dir / "storage")}},
-        "http": {"addr": f"127.0.0.1:{port}", "workers": workers, **extra.get("http", {})},
-        "database": {"url": f"sqlite+aiosqlite:///{data_dir / 'registry.db'}"},
-    }
-    config.update({key: value for key, value in extra.items() if key != "http"})
-    (data_dir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [sys.executable, "-m", "registry", "serve", str(data_dir / "config.yml")]
-    server = Server(name, command, port, data_dir, env=SERVER_ENV)
-    server.start()
-    return server
-
-
-def cpu_seconds(server: Server) -> float:
-    """User + system CPU of the server process and its live children (the workers)."""
-    assert server.process is not None
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [pid, *(int(child) for child in children.read_text().split())] if children.exists() else [pid]
-    total = 0
-    for each in pids:
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
 
 
 def on_cpu(server: Server, work: Callable[[], _T]) -> tuple[_T, float]:
@@ -146,7 +111,7 @@ def main() -> None:
         return
     compile_ours()
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
-        servers = [start(Path(tmp), name, extra, args.workers) for name, extra in VARIANTS.items()]
+        servers = [start_ours(Path(tmp), name, extra, args.workers) for name, extra in VARIANTS.items()]
         try:
             for server in servers:
                 with httpx.Client(base_url=server.base_url, timeout=30, trust_env=False) as client:

@@ -17,7 +17,6 @@ same two cores as wrk and the servers, where a real receiver runs elsewhere.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import statistics
 import sys
@@ -30,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads as w  # noqa: E402
-from servers import SERVER_ENV, Server, compile_ours, free_port  # noqa: E402
+from servers import Server, compile_ours, cpu_seconds, free_port, start_ours  # noqa: E402
 
 PUSHES = 20
 
@@ -68,38 +66,6 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def start(tmp: Path, name: str, extra: dict[str, Any], workers: int) -> Server:
-    data_dir = tmp / name.replace(" ", "-")
-    data_dir.mkdir()
-    port = free_port()
-    config: dict[str, Any] = {
-        "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(data_dir / "storage")}},
-        "http": {"addr": f"127.0.0.1:{port}", "workers": workers},
-        "database": {"url": f"sqlite+aiosqlite:///{data_dir / 'registry.db'}"},
-        **extra,
-    }
-    (data_dir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [sys.executable, "-m", "registry", "serve", str(data_dir / "config.yml")]
-    server = Server(name, command, port, data_dir, env=SERVER_ENV)
-    server.start()
-    return server
-
-
-def cpu_seconds(server: Server) -> float:
-    """User and system CPU time of the server process and its workers so far."""
-    assert server.process is not None
-    pids = [server.process.pid]
-    children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
-    pids += [int(pid) for pid in children.read_text().split()] if children.exists() else []
-    ticks = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def waiting(server: Server) -> int:
     with closing(sqlite3.connect(server.data_dir / "registry.db")) as connection:
         return int(connection.execute("SELECT count(*) FROM event_outbox").fetchone()[0])
@@ -123,7 +89,7 @@ def main() -> None:
     variants["webhook, no pulls"] = {"notifications": nopull}
     figures: Figures = {column: {} for column in COLUMNS}
     with tempfile.TemporaryDirectory(prefix="bench-notifications-") as tmp:
-        servers = [start(Path(tmp), name, extra, args.workers) for name, extra in variants.items()]
+        servers = [start_ours(Path(tmp), name, extra, args.workers) for name, extra in variants.items()]
         try:
             for server in servers:
                 with httpx.Client(base_url=server.base_url, timeout=30, trust_env=False) as client:

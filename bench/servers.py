@@ -208,3 +208,37 @@ class Moto:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=STOP_TIMEOUT)
+
+
+def start_ours(tmp: Path, name: str, extra: dict[str, Any], workers: int = 1) -> Server:
+    """Our server on SQLite and the filesystem under ``tmp/<name>``, quiet (errors only, no access log), with the
+    config sections in ``extra`` added (``extra["http"]`` merged into ``http``); started."""
+    data_dir = tmp / name.replace(" ", "-").replace("+", "and")
+    data_dir.mkdir()
+    port = free_port()
+    config: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(data_dir / "storage")}},
+        "http": {"addr": f"127.0.0.1:{port}", "workers": workers, **extra.get("http", {})},
+        "database": {"url": f"sqlite+aiosqlite:///{data_dir / 'registry.db'}"},
+    }
+    config.update({key: value for key, value in extra.items() if key != "http"})
+    (data_dir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [sys.executable, "-m", "registry", "serve", str(data_dir / "config.yml")]
+    server = Server(name, command, port, data_dir, env=SERVER_ENV)
+    server.start()
+    return server
+
+
+def cpu_seconds(server: Server) -> float:
+    """User and system CPU time of the server process and its live children (the workers) so far."""
+    assert server.process is not None
+    pids = [server.process.pid]
+    children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
+    pids += [int(pid) for pid in children.read_text().split()] if children.exists() else []
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
