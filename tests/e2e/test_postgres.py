@@ -2,44 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from .cluster import postgres_database
 from .daemons import DockerDaemon, docker_forget
 from .images import AppImage, build_app_image
-from .procs import missing
 from .server import RegistryServer, needs_our_server, server_kind
 from .test_docker import assert_runs, pull_fresh, push_as
 
 pytestmark = [pytest.mark.e2e, needs_our_server("database.url (PostgreSQL metadata)")]
 
 
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the server scripts/test.sh starts (REGISTRY_TEST_POSTGRES), dropped afterwards."""
-    admin = os.environ.get("REGISTRY_TEST_POSTGRES")
-    if not admin:
-        missing("REGISTRY_TEST_POSTGRES (a PostgreSQL server URL; scripts/test.sh starts one)")
-    name = f"registry_e2e_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with postgres_database() as url:
+        yield url
 
 
 def test_docker_push_pull_run_with_postgres_metadata_and_two_workers(
