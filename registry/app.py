@@ -42,7 +42,7 @@ from registry.events.health import HealthGate, add_checks, configured
 from registry.events.metrics import database_observer, observe_gc
 from registry.events.request_metrics import TALLY
 from registry.events.requests import Observer, RequestObserving
-from registry.events.sink import EventSink, RequestScopes, source_of
+from registry.events.sink import EventSink, source_of
 from registry.events.storage_metrics import measured
 from registry.forwarded import ForwardedHeaders
 from registry.gc.collector import Collector, collect_until
@@ -203,8 +203,6 @@ def create_app(
     if health is not None:
         app.add_middleware(HealthGate, health=health)  # while a check fails, every request is a 503
     extra = [(k.lower().encode(), v.encode()) for k, values in config.http.headers.items() for v in values]
-    if notifications.endpoints:
-        app.add_middleware(RequestScopes)  # the request an event reports (registry.events.sink)
     if proxy.enabled:
         app.add_middleware(ProxyNamespaces, proxy=proxy, prefix=config.http.prefix)  # spec.md "Registry Proxying"
     app.add_middleware(ForwardedHeaders, trusted=config.http.trustedproxies)

@@ -35,6 +35,7 @@ USER_AGENT_LIMIT = 256  # characters of a User-Agent kept in the record
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:+/=@-]{1,128}")
 _current: ContextVar[str | None] = ContextVar("registry_request_id", default=None)
+_scope: ContextVar[Scope | None] = ContextVar("registry_request_scope", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,12 @@ Observer = Callable[[RequestRecord], None]
 def current_request_id() -> str | None:
     """The id of the request being handled by this task, None outside one."""
     return _current.get()
+
+
+def current_scope() -> Scope | None:
+    """The ASGI scope of the request being handled by this task, None outside one: the same mapping the app and the
+    middleware inside this one see (registry.forwarded's changes included)."""
+    return _scope.get()
 
 
 def add_observer(app: Starlette, observer: Observer) -> None:
@@ -109,10 +116,11 @@ class RequestObserving:
                 message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
-        token = _current.set(request_id)
+        token, scoped = _current.set(request_id), _scope.set(scope)
         try:
             await self.app(scope, receive_counted, send_counted)
         finally:
+            _scope.reset(scoped)
             _current.reset(token)
             if self.observers:
                 self._notify(_record(scope, meter, request_id, user_agent, time.perf_counter() - started))

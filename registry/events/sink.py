@@ -1,9 +1,10 @@
 """The one sink every change reports through: content/ at its commit points, the garbage collector, future features.
 
-An event is built where the change is decided (on the event loop, where the request that caused it is known: its
-id, client, host, user agent, the authenticated user), then written to the outbox by ``record`` inside the very
-transaction that makes the change: committed together or not at all. So a push acknowledged with 201 has its event
-in SQL, whatever happens to the process next, and any worker or replica delivers it (``registry.events.delivery``).
+An event is built where the change is decided (on the event loop, where the request that caused it is known through
+``registry.events.requests.current_scope``: its id, client, host, user agent, the authenticated user), then written
+to the outbox by ``record`` inside the very transaction that makes the change: committed together or not at all. So
+a push acknowledged with 201 has its event in SQL, whatever happens to the process next, and any worker or replica
+delivers it (``registry.events.delivery``).
 
 Pulls change nothing, so their events are not transactional and never touch SQL: ``pulled_*`` captures a few raw
 values into each wanting endpoint's queue in memory (``registry.events.pulls``), rendered and posted by that
@@ -21,12 +22,11 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from registry.config import HttpConfig, listen_host_port
 from registry.db import outbox
@@ -35,6 +35,7 @@ from registry.db.sessions import Writer
 from registry.events.endpoints import Notifications
 from registry.events.envelope import BLOB_MEDIA_TYPE, DELETE, MOUNT, PULL, PUSH, Event, RequestRecord, Source, Target
 from registry.events.pulls import MAX_QUEUED, PullEvents, PullQueue, References, host_and_useragent
+from registry.events.requests import current_scope
 from registry.forwarded import base_url
 from registry.manifests import ParsedManifest, parse_manifest
 
@@ -42,25 +43,8 @@ log = logging.getLogger("registry.events")
 Pending = Sequence[dict[str, Any]]  # outbox rows, one per event and endpoint that wants it
 NOTHING: Pending = ()
 MAX_KEPT_PATHS = 10_000
-_scope: ContextVar[Scope | None] = ContextVar("registry_event_scope", default=None)
 _NO_REQUEST: Scope = {"method": "", "scheme": "", "headers": ()}  # a pull reported outside a request: no request
 _NOBODY = ("", None)  # no client, or no server (a unix socket)
-
-
-class RequestScopes:
-    """Makes the request being handled known to the sink (its scope, read only when an event is built)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        token = _scope.set(scope)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _scope.reset(token)
 
 
 def source_of(http: HttpConfig) -> Source:
@@ -149,7 +133,7 @@ class EventSink:
         references: References,
     ) -> None:  # fmt: skip
         """A tuple of the raw values (``registry.events.pulls.PULL_FIELDS``) into each queue."""
-        scope = _scope.get() or _NO_REQUEST
+        scope = current_scope() or _NO_REQUEST
         state = scope.get("state") or {}
         app = scope.get("app")
         if app is not None and app is not self.pull_events.app:
@@ -257,7 +241,7 @@ class _Origin:
 
 
 def _origin() -> _Origin | None:
-    scope = _scope.get()
+    scope = current_scope()
     if scope is None:
         return None
     grants = scope.get("state", {}).get("grants")
