@@ -1,8 +1,8 @@
-"""What webhook notifications cost: our server without an endpoint, with one (a receiver in this process that
-answers 200), and with one that ignores pulls (``ignore.actions: [pull]``). Three columns: manifest GET requests/sec
-(wrk, 64 connections; each GET is a pull event), the server's CPU time per GET meanwhile (user and system, over the
-GETs it answered: what a GET costs, whatever else the machine runs), and 20 docker-style pushes at once (seconds,
-each a new 1 MiB image; each push writes its events in its own transactions).
+"""What webhook notifications cost: our server without an endpoint, with one (a receiver that answers 200, in a
+process of its own), and with one that ignores pulls (``ignore.actions: [pull]``). Three columns: manifest GET
+requests/sec (wrk, 64 connections; each GET is a pull event), the server's CPU time per GET meanwhile (user and
+system, over the GETs it answered: what a GET costs, whatever else the machine runs), and 20 docker-style pushes at
+once (seconds, each a new 1 MiB image; each push writes its events in its own transactions).
 ``.venv/bin/python bench/notifications.py [--seconds 5] [--rounds 3] [--workers 1]``
 
 The servers run side by side with the access log off. All the GET rounds come first, then the push rounds (a push's
@@ -10,21 +10,22 @@ writes slow what follows); in each round the servers take turns, each first in t
 median, the median of its rounds' change against the server without an endpoint in the same round ("vs none": the
 machine is shared and its load drifts more between rounds than within one), and the range of its rounds. Then the
 receiver's count of events (pulls apart: they should match the webhook server's GETs, none dropped) and what the
-webhook server's outbox still holds. The receiver counts the events in a body without decoding them: it runs on the
-same two cores as wrk and the servers, where a real receiver runs elsewhere.
+webhook server's outbox still holds. The receiver is as cheap as it can be (asyncio, the events counted in a body
+without decoding it): it runs on the same two cores as wrk and the servers, where a real receiver runs elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,34 +37,54 @@ import workloads as w  # noqa: E402
 from servers import Server, compile_ours, cpu_seconds, free_port, start_ours  # noqa: E402
 
 PUSHES = 20
+LENGTH = b"content-length:"
 
 
 class Receiver:
-    """A webhook endpoint that counts the events it is sent."""
+    """A webhook endpoint in a process of its own (``--receive``: asyncio, one keep-alive connection per sender) that
+    answers 200 and counts the events it is sent without decoding them."""
 
     def __init__(self) -> None:
+        command = [sys.executable, __file__, "--receive"]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
         self.events = self.pulls = 0
-        self.lock = threading.Lock()
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as a real webhook server
+    def count(self) -> None:
+        """Ask the receiver for its counts."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("count\n")
+        self.process.stdin.flush()
+        self.events, self.pulls = (int(word) for word in self.process.stdout.readline().split())
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver.lock:
-                    receiver.events += body.count(b'"action":')
-                    receiver.pulls += body.count(b'"action":"pull"')
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def receive() -> None:
+    """The receiver's process: prints its URL, then its counts for each line read on stdin, until stdin closes."""
+    counts = [0, 0]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line[15:]) for line in head.split(b"\r\n") if line.lower().startswith(LENGTH))
+                body = await reader.readexactly(length)
+                counts[0] += body.count(b'"action":')
+                counts[1] += body.count(b'"action":"pull"')
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", free_port())
+        print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/events", flush=True)
+        while await asyncio.to_thread(sys.stdin.readline):
+            print(*counts, flush=True)
+
+    asyncio.run(main())
 
 
 def waiting(server: Server) -> int:
@@ -80,7 +101,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--receive", action="store_true", help=argparse.SUPPRESS)  # the receiver's process
     args = parser.parse_args()
+    if args.receive:
+        return receive()
     compile_ours()
     receiver = Receiver()
     webhook = {"endpoints": [{"name": "bench", "url": receiver.url}]}
@@ -104,9 +128,11 @@ def main() -> None:
                     figures[COLUMNS[2]].setdefault(server.name, []).append(w.concurrent_pushes(server.base_url, images))
             time.sleep(3)  # delivery catches up (reported below, not timed)
             left = waiting(servers[1])
+            receiver.count()
         finally:
             for server in servers:
                 server.stop()
+            receiver.stop()
     print_table(figures, args)
     gets = round(sum(figures[COLUMNS[0]]["webhook"]) * args.seconds)
     print(f"the receiver got {receiver.events} events, {receiver.pulls} of them pulls (the webhook server answered")
