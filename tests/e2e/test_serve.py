@@ -24,8 +24,9 @@ REQUEST_TIMEOUT = 30.0
 EXIT_TIMEOUT = 10.0
 UNIMPLEMENTED_SECTIONS = {
     "redis": {"addr": "127.0.0.1:6379", "db": 0},
-    "validation": {"disabled": True},
+    "validation": {"disabled": True},  # validation.manifests is implemented: the key it names is reported
 }
+IGNORED_KEYS = ("redis", "validation.disabled")
 
 
 class Servers:
@@ -153,7 +154,7 @@ def test_unimplemented_sections_are_logged_and_ignored(servers: Servers) -> None
     server = servers(extra_config=UNIMPLEMENTED_SECTIONS)
     server.start()
     log = server.log_path.read_text()
-    for section in UNIMPLEMENTED_SECTIONS:
+    for section in IGNORED_KEYS:
         said = [line for line in log.splitlines() if section in line.split() and "ignored" in line]
         assert said, f"no log line says section {section!r} is ignored:\n{log}"
 
