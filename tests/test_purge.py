@@ -81,7 +81,11 @@ async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path:
 async def test_scheduled_purge_runs_then_stops_when_the_app_shuts_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_config(tmp_path, "filesystem", REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE="1ns")
+    env = {
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE": "1ns",
+        "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL": "50ms",
+    }
+    config = make_config(tmp_path, "filesystem", **env)
     ran = asyncio.Event()
     real_purge_once = purge.purge_once
 

@@ -5,8 +5,8 @@ the job's ``due_at`` from the past to ``now + interval`` runs it; the others fin
 sleep. A single statement on one
 row decides (SQLite's write lock, PostgreSQL's row lock), so no lock is held while the job runs, and a worker that
 dies mid-run only delays the job until the next interval, as a crashed single process would. The schedule lives in
-the database, so restarts neither skip a run nor add one: the first run is at the first start, the next ones every
-interval after it.
+the database, so restarts neither skip a run nor add one: the first run is one interval after the first start (a
+registry that just started deletes nothing by itself), the next ones every interval after that.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ async def claim_run(db: Database, name: str, interval: float, now: datetime | No
         if (await session.execute(_ADVANCE, params)).rowcount:
             return True
         first = for_dialect(session, "ignore", scheduled_jobs, lambda insert: insert.on_conflict_do_nothing())
-        return bool((await session.execute(first, {"name": name, "due_at": params["next"]})).rowcount)
+        await session.execute(first, {"name": name, "due_at": params["next"]})  # the schedule starts: due later
+        return False
 
     return await db.write(claim, durable=False)  # lost in a power cut: the job runs once more, which is harmless
 

@@ -38,7 +38,8 @@ async def test_one_worker_of_many_runs_each_interval(database_url: str) -> None:
             answers = await asyncio.gather(*(schedule.claim_run(db, "job", HOUR, now) for db in dbs))
             return sum(answers)
 
-        assert await ask(0) == 1  # the first ever question runs it
+        assert await ask(-HOUR) == 0  # the first ever question starts the schedule: due an interval later
+        assert await ask(0) == 1
         assert await ask(60) == 0
         assert await ask(HOUR - 1) == 0
         assert await ask(HOUR) == 1
@@ -50,8 +51,9 @@ async def test_one_worker_of_many_runs_each_interval(database_url: str) -> None:
 async def test_jobs_are_scheduled_apart_and_a_shortened_interval_applies_at_once(database_url: str) -> None:
     async with workers(database_url, 1) as (db,):
         now = utcnow()
-        assert await schedule.claim_run(db, "purge", 24 * HOUR, now)
-        assert await schedule.claim_run(db, "retention", 24 * HOUR, now)  # another job: its own schedule
+        for job in ("purge", "retention"):  # each job its own schedule
+            assert not await schedule.claim_run(db, job, 24 * HOUR, now - timedelta(hours=24))
+            assert await schedule.claim_run(db, job, 24 * HOUR, now)
         assert not await schedule.claim_run(db, "purge", 24 * HOUR, now + timedelta(hours=1))
         # configured down to an hour since: the old due time (a day away) is far beyond what an hour allows
         assert await schedule.claim_run(db, "purge", HOUR, now + timedelta(hours=1))
