@@ -15,6 +15,12 @@ from registry.db.engine import Database
 from storage_backends import create_backend
 
 
+@pytest.fixture(autouse=True)
+def no_test_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test runner's own REGISTRY_TEST_POSTGRES names no configuration key: serve would rightly warn about it."""
+    monkeypatch.delenv("REGISTRY_TEST_POSTGRES", raising=False)
+
+
 def _config(tmp_path: Path, extra: str) -> str:
     path = tmp_path / "config.yml"
     path.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}/data\n{extra}")
