@@ -5,7 +5,6 @@ distribution 2.8.2."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Iterator
@@ -18,14 +17,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_ADMIN_URL
 from tests.tcprelay import TcpRelay
 
 from .client import RegistryClient, expect
+from .cluster import postgres_database
 from .images import OciImage, make_oci_image, tar_files
-from .procs import free_port, missing, wait_until
+from .procs import free_port, wait_until
 from .server import RegistryServer, needs_our_server, server_kind
-from .test_postgres import _admin
 from .test_serve import fresh, workers_of
 
 pytestmark = pytest.mark.e2e
@@ -150,14 +148,8 @@ def test_broken_storage_turns_the_api_into_503_and_back(tmp_path: Path) -> None:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    if not POSTGRES_ADMIN_URL:
-        missing("REGISTRY_TEST_POSTGRES (a PostgreSQL server URL; scripts/test.sh starts one)")
-    name = f"registry_health_{os.getpid()}_{free_port()}"
-    asyncio.run(_admin(POSTGRES_ADMIN_URL, f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(_admin(POSTGRES_ADMIN_URL, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with postgres_database() as url:
+        yield url
 
 
 @needs_our_server("health.database")
