@@ -111,6 +111,8 @@ def main() -> None:
     variants: dict[str, dict[str, Any]] = {"no endpoint": {}, "webhook": {"notifications": webhook}}
     nopull = {"endpoints": [{"name": "bench", "url": receiver.url, "ignore": {"actions": ["pull"]}}]}
     variants["webhook, no pulls"] = {"notifications": nopull}
+    metrics = {"debug": {"addr": f"127.0.0.1:{free_port()}", "prometheus": {"enabled": True}}}
+    variants["webhook + metrics"] = {"notifications": webhook, "http": metrics}  # the pair, together
     figures: Figures = {column: {} for column in COLUMNS}
     with tempfile.TemporaryDirectory(prefix="bench-notifications-") as tmp:
         servers = [start_ours(Path(tmp), name, extra, args.workers) for name, extra in variants.items()]
