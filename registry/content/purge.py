@@ -7,7 +7,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from registry.clock import stopped_within as stopped_within  # moved to registry.clock: importers follow it there
 from registry.content.uploads import UploadStore
 from registry.db import queries
 from registry.db.schedule import every

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -21,6 +21,13 @@ def dialect_insert(session: Writer, table: Table) -> Any:
     from sqlalchemy.dialects import sqlite
 
     return sqlite.insert(table)
+
+
+async def insert_ignore(session: Writer, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT the rows, each skipped when one with its key is there already (``ON CONFLICT DO NOTHING``)."""
+    if rows:
+        statement = for_dialect(session, "ignore", table, lambda insert: insert.on_conflict_do_nothing())
+        await session.execute(statement, rows[0] if len(rows) == 1 else list(rows))
 
 
 def for_dialect(session: Writer, kind: str, table: Table, build: Callable[[Any], Any]) -> Any:

@@ -7,20 +7,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 
 from registry.db import queries
-from registry.db.dialect import for_dialect
+from registry.db.dialect import for_dialect, insert_ignore
 from registry.db.models import blobs, manifest_references, manifests, repository_blobs, tags, utcnow
 from registry.db.sessions import Reader, Writer, chunked
 from registry.manifests import INDEX_TYPES
-
-
-async def _insert_ignore(session: Writer, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        statement = for_dialect(session, "ignore", table, lambda insert: insert.on_conflict_do_nothing())
-        await session.execute(statement, list(rows))
-
 
 _BLOB_SIZES = select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(bindparam("digests", expanding=True)))
 
@@ -37,9 +30,9 @@ async def blob_sizes(session: Reader, digests: Iterable[str]) -> dict[str, int]:
 async def link_blobs(session: Writer, repo_id: int, sizes: dict[str, int]) -> None:
     """Rows for these blobs (digest: size) and their links into the repository."""
     now = utcnow()
-    await _insert_ignore(session, blobs, [{"digest": d, "size": s, "created_at": now} for d, s in sizes.items()])
+    await insert_ignore(session, blobs, [{"digest": d, "size": s, "created_at": now} for d, s in sizes.items()])
     links = [{"repository_id": repo_id, "blob_digest": d, "created_at": now} for d in sizes]
-    await _insert_ignore(session, repository_blobs, links)
+    await insert_ignore(session, repository_blobs, links)
 
 
 _INDEXES = (
@@ -60,7 +53,7 @@ async def indexes(session: Reader, repo_id: int, after: int, limit: int) -> Sequ
 
 
 async def add_references(session: Writer, parent_id: int, child_ids: Iterable[int]) -> None:
-    await _insert_ignore(session, manifest_references, [{"parent_id": parent_id, "child_id": c} for c in child_ids])
+    await insert_ignore(session, manifest_references, [{"parent_id": parent_id, "child_id": c} for c in child_ids])
 
 
 def _newer_wins(insert: Any) -> Any:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from registry.db.dialect import insert_ignore
 from registry.db.models import manifest_blobs, manifest_references, manifests
-from registry.db.queries import _insert_ignore
 from registry.db.sessions import Writer
 from registry.manifests import INDEX_TYPES, parse_manifest
 
@@ -41,9 +41,9 @@ def _lists(payload: bytes, media_type: str, digest: str) -> bool:
 
 
 async def add_blob_references(session: Writer, manifest_ids: list[int], digest: str) -> None:
-    await _insert_ignore(session, manifest_blobs, [{"manifest_id": m, "blob_digest": digest} for m in manifest_ids])
+    await insert_ignore(session, manifest_blobs, [{"manifest_id": m, "blob_digest": digest} for m in manifest_ids])
 
 
 async def add_parents(session: Writer, parent_ids: list[int], child_id: int) -> None:
     rows = [{"parent_id": parent, "child_id": child_id} for parent in parent_ids]
-    await _insert_ignore(session, manifest_references, rows)
+    await insert_ignore(session, manifest_references, rows)

@@ -6,10 +6,10 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, insert, or_, select, union, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, or_, select, union, update
 
 from registry.db import globs, reviews
-from registry.db.dialect import for_dialect
+from registry.db.dialect import for_dialect, insert_ignore
 from registry.db.models import (
     blobs,
     manifest_blobs,
@@ -23,13 +23,6 @@ from registry.db.models import (
 )
 from registry.db.sessions import Reader, Writer, chunked, inline, plain
 from registry.names import NameSet
-
-
-async def _insert_ignore(session: Writer, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        statement = for_dialect(session, "ignore", table, lambda insert: insert.on_conflict_do_nothing())
-        await session.execute(statement, rows[0] if len(rows) == 1 else rows)
-
 
 # repositories
 
@@ -46,7 +39,7 @@ async def repository_id(session: Reader, name: str, *, lock: bool = False) -> in
 
 
 async def ensure_repository(session: Writer, name: str) -> int:
-    await _insert_ignore(session, repositories, [{"name": name, "created_at": utcnow()}])
+    await insert_ignore(session, repositories, [{"name": name, "created_at": utcnow()}])
     repo_id = await repository_id(session, name, lock=True)
     assert repo_id is not None
     return repo_id
@@ -88,11 +81,11 @@ def _filtered_page(branches: list[ColumnElement[bool]], last: str | None, limit:
 
 
 async def add_blob(session: Writer, digest: str, size: int) -> None:
-    await _insert_ignore(session, blobs, [{"digest": digest, "size": size, "created_at": utcnow()}])
+    await insert_ignore(session, blobs, [{"digest": digest, "size": size, "created_at": utcnow()}])
 
 
 async def link_blob(session: Writer, repo_id: int, digest: str) -> None:
-    await _insert_ignore(
+    await insert_ignore(
         session, repository_blobs, [{"repository_id": repo_id, "blob_digest": digest, "created_at": utcnow()}]
     )
 
@@ -176,13 +169,11 @@ async def insert_manifest(
     existing: int | None = await session.scalar(_MANIFEST_ID, key)
     if existing is not None:
         return existing
-    await _insert_ignore(session, manifests, [{**values, "created_at": utcnow()}])
+    await insert_ignore(session, manifests, [{**values, "created_at": utcnow()}])
     manifest_id: int | None = await session.scalar(_MANIFEST_ID, key)
     assert manifest_id is not None
-    await _insert_ignore(
-        session, manifest_blobs, [{"manifest_id": manifest_id, "blob_digest": d} for d in blob_digests]
-    )
-    await _insert_ignore(session, manifest_references, [{"parent_id": manifest_id, "child_id": c} for c in child_ids])
+    await insert_ignore(session, manifest_blobs, [{"manifest_id": manifest_id, "blob_digest": d} for d in blob_digests])
+    await insert_ignore(session, manifest_references, [{"parent_id": manifest_id, "child_id": c} for c in child_ids])
     return manifest_id
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, update
 
 from registry.clock import stopped_within
-from registry.db.dialect import for_dialect
+from registry.db.dialect import insert_ignore
 from registry.db.engine import Database
 from registry.db.models import scheduled_jobs, utcnow
 from registry.db.sessions import Writer, plain
@@ -46,8 +46,7 @@ async def claim_run(db: Database, name: str, interval: float, now: datetime | No
     async def claim(session: Writer) -> bool:
         if (await session.execute(_ADVANCE, params)).rowcount:
             return True
-        first = for_dialect(session, "ignore", scheduled_jobs, lambda insert: insert.on_conflict_do_nothing())
-        await session.execute(first, {"name": name, "due_at": params["next"]})  # the schedule starts: due later
+        await insert_ignore(session, scheduled_jobs, [{"name": name, "due_at": params["next"]}])  # starts: due later
         return False
 
     return await db.write(claim, durable=False)  # lost in a power cut: the job runs once more, which is harmless

@@ -24,7 +24,7 @@ from functools import partial
 
 import httpx
 
-from registry.content.purge import stopped_within
+from registry.clock import stopped_within
 from registry.db import outbox
 from registry.db.engine import Database
 from registry.db.models import utcnow
