@@ -8,7 +8,8 @@ consumer took. ``PathNotFound`` is the backend's answer to a question (a blob HE
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO, TypeVar
 
 from registry.events.metrics import STORAGE_ERRORS, STORAGE_SECONDS
@@ -26,15 +27,22 @@ class _Action:
         self.observe: Callable[[float], None] = STORAGE_SECONDS.labels(driver, action).observe
         self.fail: Callable[[], None] = STORAGE_ERRORS.labels(driver, action).inc
 
-    async def call(self, work: Awaitable[_T]) -> _T:
-        started = time.perf_counter()
+    @contextmanager
+    def counting_failures(self) -> Iterator[None]:
+        """Counts what raises inside as a failure, but PathNotFound (an answer) and the end of a stream."""
         try:
-            return await work
-        except PathNotFound:
+            yield
+        except (PathNotFound, StopAsyncIteration):
             raise
         except Exception:
             self.fail()
             raise
+
+    async def call(self, work: Awaitable[_T]) -> _T:
+        started = time.perf_counter()
+        try:
+            with self.counting_failures():
+                return await work
         finally:
             self.observe(time.perf_counter() - started)
 
@@ -44,14 +52,10 @@ class _Action:
             while True:
                 started = time.perf_counter()
                 try:
-                    chunk = await anext(chunks)
+                    with self.counting_failures():
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
-                except PathNotFound:
-                    raise
-                except Exception:
-                    self.fail()
-                    raise
                 finally:
                     waited += time.perf_counter() - started
                 yield chunk

@@ -157,6 +157,9 @@ async def test_a_stream_is_one_observation(broken: MeasuredBackend) -> None:
     assert [info.path async for info in broken.walk("a")] == ["a/file"]
     assert samples.delta("registry_storage_action_seconds_count", driver="inmemory", action="read") == 1
     assert samples.delta("registry_storage_action_seconds_count", driver="inmemory", action="walk") == 1
+    # the end of a stream is not a failure
+    assert samples.delta("registry_storage_errors_total", driver="inmemory", action="read") == 0
+    assert samples.delta("registry_storage_errors_total", driver="inmemory", action="walk") == 0
 
 
 def test_local_files_keep_sendfile(tmp_path: Path) -> None:
