@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from . import containers, images, logs, pull, push, reference
+from . import containers, images, logs, progress, pull, push, reference
 from .client import RegistryClient
 from .config import Settings
 from .containers import Container
@@ -84,7 +84,7 @@ def cmd_import(args: argparse.Namespace, store: Store, settings: Settings) -> in
 
 
 def cmd_push(args: argparse.Namespace, store: Store, settings: Settings) -> int:
-    push.push(store, settings, reference.parse(args.image), print)
+    push.push(store, settings, reference.parse(args.image), progress.PushLines(print))
     return 0
 
 

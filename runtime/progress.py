@@ -1,21 +1,102 @@
-"""Per-layer progress on a terminal (rich); nothing at all when quiet or not a terminal."""
+"""What pull and push report, as events: the one place the progress of a transfer comes from.
+
+`pull` and `push` call a `Report` with `Event`s, in docker's words (`Pulling fs layer`, `Downloading 1/9`, `Pushed`,
+...). Two consumers turn them into output: `Bars` draws the CLI's per-layer bars on a terminal, and `json_line`
+writes the Engine API's JSON-lines progress for the daemon (`{"status", "progressDetail", "id"}`, `errorDetail` on
+failure, `aux` for push's result). A report may be called from several threads at once.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
+STEPS = 100  # a transfer reports its bytes at most this many times, plus its end
 
-class LayerProgress:
-    """One line per layer: short digest, bar, bytes, speed, status. Thread-safe (rich's Progress is)."""
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
+@dataclass(frozen=True)
+class Event:
+    """One line of progress: about a layer (`id` its short digest) or the whole image (`id` the tag, or none)."""
+
+    status: str
+    id: str = ""
+    current: int | None = None
+    total: int | None = None
+    aux: dict[str, Any] | None = None
+    layer: bool = True  # False for a line about the image with an id (`Pulling from app`, id the tag)
+
+
+Report = Callable[[Event], None]
+
+
+def silent(_: Event) -> None:
+    pass
+
+
+def short(digest: str) -> str:
+    return digest.split(":")[-1][:12]
+
+
+class Transfer:
+    """A byte counter for one layer's transfer that reports `status` current/total, at most STEPS times."""
+
+    def __init__(self, report: Report, status: str, layer: str, total: int) -> None:
+        self.report, self.status, self.layer, self.total = report, status, layer, total
+        self.current = 0
+        self.reported = 0
+
+    def advance(self, n: int) -> None:
+        self.current += n
+        if self.current < self.reported or self.current - self.reported >= max(self.total // STEPS, 1):
+            self.reported = self.current
+            self.report(Event(self.status, self.layer, self.current, self.total))
+
+
+# ---- the daemon's consumer: the Engine API's JSON lines ------------------------------------------------------------
+
+
+def message(event: Event) -> dict[str, Any]:
+    """`{"status", "progressDetail", "id"}` as dockerd writes it (progressDetail only on per-layer lines)."""
+    doc: dict[str, Any] = {"status": event.status} if event.status else {}
+    if event.id and event.status and event.layer:
+        doc["progressDetail"] = {"current": event.current, "total": event.total} if event.current is not None else {}
+    if event.id:
+        doc["id"] = event.id
+    if event.aux is not None:
+        doc["progressDetail"] = {}
+        doc["aux"] = event.aux
+    return doc
+
+
+def json_line(event: Event) -> bytes:
+    return json.dumps(message(event), separators=(",", ":")).encode() + b"\n"
+
+
+def error_line(text: str) -> bytes:
+    return json.dumps({"errorDetail": {"message": text}, "error": text}, separators=(",", ":")).encode() + b"\n"
+
+
+# ---- the CLI's consumers ------------------------------------------------------------------------------------------
+
+DONE = ("Pull complete", "Already exists")
+PUSHED = ("Pushed", "Layer already exists")
+
+
+class Bars:
+    """One bar per layer on a terminal (short digest, bytes, speed, status); nothing when quiet or not a terminal."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
+        self.enabled = console is not None or (not quiet and sys.stderr.isatty())
         self.lock = threading.Lock()
+        self.tasks: dict[str, TaskID] = {}
+        self.totals: dict[str, int] = {}
         self.progress: Progress | None = None
         if self.enabled:
             self.progress = Progress(
@@ -24,11 +105,11 @@ class LayerProgress:
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TextColumn("{task.fields[status]}"),
-                console=Console(stderr=True),
+                console=console or Console(stderr=True),
                 transient=False,
             )
 
-    def __enter__(self) -> LayerProgress:
+    def __enter__(self) -> Bars:
         if self.progress is not None:
             self.progress.start()
         return self
@@ -37,19 +118,28 @@ class LayerProgress:
         if self.progress is not None:
             self.progress.stop()
 
-    def layer(self, digest: str, size: int) -> tuple[Callable[[int], None], Callable[[str], None]]:
-        """(advance by n bytes, set status text) for one layer."""
-        if self.progress is None:
-            return (lambda _n: None), (lambda _s: None)
-        progress = self.progress
-        task: TaskID = progress.add_task(digest.split(":")[-1][:12], total=size, status="waiting")
+    def __call__(self, event: Event) -> None:
+        if self.progress is None or not event.id or not event.layer:
+            return
+        with self.lock:
+            task = self.tasks.get(event.id)
+            if task is None:
+                task = self.tasks[event.id] = self.progress.add_task(event.id, total=None, status=event.status)
+        if event.total is not None:
+            self.totals[event.id] = event.total
+        total = self.totals.get(event.id)
+        completed = (total or 1) if event.status in DONE else event.current
+        self.progress.update(task, status=event.status, total=total or (1 if completed else None), completed=completed)
 
-        def advance(n: int) -> None:
-            progress.advance(task, n)
 
-        def status(text: str) -> None:
-            progress.update(task, status=text)
-            if text in ("done", "already exists"):
-                progress.update(task, completed=size)
+class PushLines:
+    """`runtime push`'s output: what became of each blob (`abc123: Pushed`), then the digest line."""
 
-        return advance, status
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+
+    def __call__(self, event: Event) -> None:
+        if event.id and (event.status in PUSHED or event.status.startswith("Mounted from ")):
+            self.say(f"{event.id}: {event.status}")
+        elif not event.id and event.aux is None and ": digest: " in event.status:
+            self.say(event.status)

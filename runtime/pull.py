@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import DigestMismatch, RegistryError, UnpackError
 from .fsroot import remove_tree_quietly
 from .mediatypes import INDEXES
-from .progress import LayerProgress
+from .progress import Bars, Event, Report, Transfer, short
 from .reference import Reference
 from .store import ImageRecord, Store
 from .tarstream import Limits
@@ -66,7 +66,13 @@ def client_for(settings: Settings, registry: str, endpoint: str) -> RegistryClie
     )
 
 
-def pull(store: Store, settings: Settings, ref: Reference, *, quiet: bool = False) -> ImageRecord:
+def pull(
+    store: Store, settings: Settings, ref: Reference, *, quiet: bool = False, report: Report | None = None
+) -> ImageRecord:
+    """Pull `ref` into the store; progress goes to `report`, or to the terminal's bars (none when quiet)."""
+    if report is None:
+        with Bars(quiet) as bars:
+            return pull(store, settings, ref, report=bars)
     with client_for(settings, ref.registry, ref.endpoint) as client:
         manifest = resolve(client, ref)
         doc = json.loads(manifest.data)
@@ -78,10 +84,15 @@ def pull(store: Store, settings: Settings, ref: Reference, *, quiet: bool = Fals
         if len(diff_ids) != len(layers_desc):
             raise RegistryError(f"{ref}: the config lists {len(diff_ids)} diff_ids for {len(layers_desc)} layers")
         layers = [Layer(d["digest"], int(d["size"]), diff_id) for d, diff_id in zip(layers_desc, diff_ids, strict=True)]
+        report(Event(f"Pulling from {ref.repository}", ref.tag or ref.reference, layer=False))
+        for layer in layers:
+            report(
+                Event("Already exists" if store.has_layer(layer.diff_id) else "Pulling fs layer", short(layer.digest))
+            )
         unpacking = Unpacking.of(settings.unpack)
-        with LayerProgress(quiet) as progress, ThreadPoolExecutor(PARALLEL_LAYERS) as pool:
+        with ThreadPoolExecutor(PARALLEL_LAYERS) as pool:
             jobs = [
-                pool.submit(fetch_layer, client, store, ref.repository, layer, progress, unpacking) for layer in layers
+                pool.submit(fetch_layer, client, store, ref.repository, layer, report, unpacking) for layer in layers
             ]
             results = gather(jobs)
     record = ImageRecord(
@@ -98,8 +109,17 @@ def pull(store: Store, settings: Settings, ref: Reference, *, quiet: bool = Fals
         commit_layers(store, diff_ids, results)
         store.put_blob(manifest.data)
         images = store.images()
+        before = images.get(str(ref))
         images[str(ref)] = record
         store.save_images(images)
+    for layer, fresh in zip(layers, results, strict=True):
+        if fresh is not None:
+            report(Event("Pull complete", short(layer.digest)))
+    report(Event(f"Digest: {manifest.digest}"))
+    news = (
+        "Image is up to date" if before is not None and before.manifest == record.manifest else "Downloaded newer image"
+    )
+    report(Event(f"Status: {news} for {ref}"))
     return record
 
 
@@ -152,26 +172,25 @@ class Unpacking:
 
 
 def fetch_layer(
-    client: RegistryClient, store: Store, repository: str, layer: Layer, progress: LayerProgress, unpacking: Unpacking
+    client: RegistryClient, store: Store, repository: str, layer: Layer, report: Report, unpacking: Unpacking
 ) -> Unpacked | None:
     """Download (unless stored) and unpack (unless unpacked) one layer into a temporary directory."""
-    advance, status = progress.layer(layer.digest, layer.size)
     if store.has_layer(layer.diff_id):
-        status("already exists")
         return None
+    layer_id = short(layer.digest)
     if not store.has_blob(layer.digest):
-        status("downloading")
         fd, tmp = store.temp_file("layer-")
         os.close(fd)
         try:
-            client.fetch_blob(repository, layer.digest, layer.size, tmp, advance)
+            transfer = Transfer(report, "Downloading", layer_id, layer.size)
+            client.fetch_blob(repository, layer.digest, layer.size, tmp, transfer.advance)
+            report(Event("Verifying Checksum", layer_id))
             store.commit_blob(tmp, layer.digest)
         finally:
             remove_quietly(tmp)
-    status("unpacking")
-    unpacked = unpack_to_temp(store, layer.digest, layer.diff_id, unpacking)
-    status("done")
-    return unpacked
+    report(Event("Download complete", layer_id))
+    report(Event("Extracting", layer_id))
+    return unpack_to_temp(store, layer.digest, layer.diff_id, unpacking)
 
 
 @dataclass

@@ -3,36 +3,44 @@ the manifest, byte for byte as stored."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from .config import Settings
+from .progress import Event, Report, short
 from .pull import client_for
 from .reference import Reference
 from .store import Store
 
 
-def push(store: Store, settings: Settings, ref: Reference, say: Callable[[str], None]) -> str:
+def push(store: Store, settings: Settings, ref: Reference, report: Report) -> str:
+    """Upload `ref`'s blobs and manifest; what happens to each blob goes to `report`, then the digest line."""
     record = store.image(str(ref))
     scopes: tuple[str, ...] = (f"repository:{ref.repository}:pull,push",)
     source_registry, _, source_repo = record.source.partition("/")
     mount_from = source_repo if source_registry == ref.registry and source_repo != ref.repository else None
     if mount_from:
         scopes = (*scopes, f"repository:{mount_from}:pull")
+    report(Event(f"The push refers to repository [{ref.name}]"))
+    blobs = [*record.layers, record.config]
+    for digest in blobs:
+        report(Event("Preparing", short(digest)))
     with client_for(settings, ref.registry, ref.endpoint) as client:
-        for digest in [*record.layers, record.config]:
-            short = digest.split(":")[1][:12]
+        for digest in blobs:
             if client.has_blob(ref.repository, digest, scopes):
-                say(f"{short}: Layer already exists")
+                report(Event("Layer already exists", short(digest)))
                 continue
             location = client.start_upload(ref.repository, digest, mount_from, scopes)
             if location is None:
-                say(f"{short}: Mounted from {mount_from}")
+                report(Event(f"Mounted from {mount_from}", short(digest)))
                 continue
+            size = store.blob_path(digest).stat().st_size
+            report(Event("Pushing", short(digest), 0, size))
             client.upload(location, store.blob_path(digest), digest, scopes)
-            say(f"{short}: Pushed")
+            report(Event("Pushing", short(digest), size, size))
+            report(Event("Pushed", short(digest)))
         data = store.read_blob(record.manifest)
         digest = client.put_manifest(ref.repository, ref.reference, data, record.manifest_media_type)
-    say(f"{ref.tag or ref.reference}: digest: {digest} size: {len(data)}")
+    tag = ref.tag or ref.reference
+    report(Event(f"{tag}: digest: {digest} size: {len(data)}"))
+    report(Event("", aux={"Tag": tag, "Digest": digest, "Size": len(data)}))
     remember_source(store, record.manifest, ref)
     return digest
 
