@@ -122,7 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("logout", commands.cmd_logout, "forget a registry's credentials")
     p.add_argument("registry")
+
+    p = add("daemon", cmd_daemon, "serve the Engine API (the docker CLI) on a unix socket")
+    p.add_argument("--socket", type=Path, default=Path("/run/runtime.sock"), help="default /run/runtime.sock")
+    p.add_argument("--root", type=Path, default=argparse.SUPPRESS, help="the store (as runtime --root)")
+    p.add_argument("--group", help="the socket's group (default root's); its members get root on this host")
     return parser
+
+
+def cmd_daemon(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    from .daemon.main import run  # the server's modules load only for this command
+
+    return run(args.socket, store, settings, args.group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

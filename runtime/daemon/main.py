@@ -1,0 +1,78 @@
+"""``runtime daemon``: the Engine API on a unix socket, over the store the CLI uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+
+from ..config import Settings
+from ..store import Store
+from . import images, system
+from .context import Context
+from .router import Route, Router
+from .server import serve_unix
+
+DEFAULT_SOCKET = Path("/run/runtime.sock")
+SOCKET_MODE = 0o660
+
+
+def routes() -> list[Route]:
+    return [*system.ROUTES, *images.ROUTES]
+
+
+def prepare_socket(path: Path) -> None:
+    """Remove a stale socket left by a daemon that died; refuse to replace anything else."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(f"{path} exists and is not a socket")
+    path.unlink()
+
+
+def secure_socket(path: Path, group: str | None) -> None:
+    """0660, owned by root's group or `group`: the socket grants root on the host, as dockerd's does."""
+    gid = grp.getgrnam(group).gr_gid if group else 0
+    if os.geteuid() == 0:
+        os.chown(path, 0, gid)
+    elif group:
+        os.chown(path, -1, gid)
+    os.chmod(path, SOCKET_MODE)
+
+
+async def serve(socket_path: Path, store: Store, settings: Settings, group: str | None = None) -> None:
+    context = Context(store, settings, started=time.time())
+    router = Router(routes(), context)
+    prepare_socket(socket_path)
+    old_umask = os.umask(0o117)
+    try:
+        server = await serve_unix(str(socket_path), router.dispatch)
+    finally:
+        os.umask(old_umask)
+    secure_socket(socket_path, group)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    logging.getLogger("runtime.daemon").info("listening on %s", socket_path)
+    try:
+        await stopping.wait()
+    finally:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(socket_path)
+
+
+def run(socket_path: Path, store: Store, settings: Settings, group: str | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(socket_path, store, settings, group))
+    return 0
