@@ -86,10 +86,41 @@ class CheckConfig:
     threshold: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class FileCheckConfig(CheckConfig):
+    """``health.file``: failing while ``file`` exists (distribution's way to take a replica out of rotation)."""
+
+    file: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpCheckConfig(CheckConfig):
+    """``health.http``: failing when a HEAD of ``uri`` answers another status or none within ``timeout``."""
+
+    uri: str
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    statuscode: int = 200
+    timeout: float | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TcpCheckConfig(CheckConfig):
+    """``health.tcp``: failing when a connection to ``addr`` (host:port) is not made within ``timeout``."""
+
+    addr: str
+    timeout: float | None = None
+    enabled: bool = True
+
+
 @dataclass(frozen=True)
 class HealthConfig:
     storagedriver: CheckConfig = CheckConfig()
     database: CheckConfig = CheckConfig()
+    file: tuple[FileCheckConfig, ...] = ()
+    http: tuple[HttpCheckConfig, ...] = ()
+    tcp: tuple[TcpCheckConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,8 +222,28 @@ def _build(raw: dict[str, Any], ignored_env: tuple[str, ...]) -> Config:
         raw=raw,
         log_fields=log["fields"] or {},
         ignored_env=ignored_env,
-        health=HealthConfig(**{name: CheckConfig(**check) for name, check in values["health"].items()}),
+        health=_health_config(values["health"]),
     )
+
+
+def _health_config(values: dict[str, Any]) -> HealthConfig:
+    """The checks, each named as distribution names it in ``/debug/health`` (a file's path, a uri, an addr): one
+    name, one check."""
+    config = HealthConfig(
+        storagedriver=CheckConfig(**values["storagedriver"]),
+        database=CheckConfig(**values["database"]),
+        file=tuple(FileCheckConfig(**check) for check in values["file"]),
+        http=tuple(HttpCheckConfig(**{**check, "headers": check["headers"] or {}}) for check in values["http"]),
+        tcp=tuple(TcpCheckConfig(**check) for check in values["tcp"]),
+    )
+    seen: set[str] = set()
+    for kind, key in (("file", "file"), ("http", "uri"), ("tcp", "addr")):
+        for index, check in enumerate(getattr(config, kind)):
+            name = getattr(check, key)
+            if name in seen:
+                raise ConfigError(f"health.{kind}[{index}].{key}", f"{name!r} is checked twice (one name, one check)")
+            seen.add(name)
+    return config
 
 
 def _given(raw: dict[str, Any], section: str, key: str) -> bool:

@@ -34,14 +34,16 @@ from registry.settings import (
     Duration,
     Ignored,
     Int,
+    Items,
     Kind,
     OneOf,
     Open,
     Section,
     Str,
     Strings,
+    Text,
 )
-from registry.settings_http import Headers
+from registry.settings_http import Headers, Url
 
 ENV_PREFIX = "REGISTRY_"
 CONFIG_ENV = "REGISTRY_CONFIGURATION_PATH"  # names the file (registry.cli), not a key
@@ -102,6 +104,19 @@ def _database_url(url: str) -> str:
     return url
 
 
+def _status_code(code: int) -> int:
+    if code == 0:
+        return 200  # as distribution: none given is 200
+    if not 100 <= code <= 599:
+        raise ValueError(f"expected an HTTP status code like 200, got {code}")
+    return code
+
+
+def _dial_addr(addr: str) -> str:
+    listen_host_port(addr)
+    return addr
+
+
 def _auth_provider(name: str) -> Section | None:
     from registry.auth.settings import PROVIDERS  # each provider declares its section beside its settings
 
@@ -116,7 +131,29 @@ TLS = Section(  # http.tls, distribution's; any other key (letsencrypt) is refus
     strict=True,
     unknown="not implemented yet; refusing to serve without it",
 )
-CHECK = Section({"enabled": Bool(False), "interval": Duration(10.0, zero=10.0), "threshold": Int(0, minimum=0)})
+PERIOD = {"interval": Duration(10.0, zero=10.0), "threshold": Int(0, minimum=0)}  # every health check's
+CHECK = Section({"enabled": Bool(False), **PERIOD})
+HEALTH = Section(  # registry.events.health and health_checks; database is ours
+    {
+        **{"storagedriver": CHECK, "database": CHECK},
+        "file": Items(Section({"file": Text(required=True), **PERIOD}, strict=True)),
+        "http": Items(
+            Section(
+                {
+                    **{"uri": Url(required=True), "headers": Headers(), "statuscode": Int(200, check=_status_code)},
+                    **{"timeout": Duration(None, zero=None), **PERIOD},
+                },
+                strict=True,
+            )
+        ),
+        "tcp": Items(
+            Section(
+                {"addr": Text(required=True, check=_dial_addr), "timeout": Duration(None, zero=None), **PERIOD},
+                strict=True,
+            )
+        ),
+    }
+)
 STORAGE = OneOf(
     {
         "delete": Section({"enabled": Bool(False)}),
@@ -178,9 +215,7 @@ SCHEMA = Section(
         "database": Section({"url": Str(check=_database_url)}),  # ours
         "auth": OneOf({}, _auth_provider, "provider"),
         **{"retention": RETENTION, "immutable": IMMUTABLE},  # ours: registry.gc.policies
-        "health": Section(  # registry.events.health; database is ours
-            {"storagedriver": CHECK, "database": CHECK, **dict.fromkeys(("file", "http", "tcp"), IGNORED)}
-        ),
+        "health": HEALTH,
         "notifications": NOTIFICATIONS,  # registry.events.endpoints
         **{"proxy": PROXY, "proxies": PROXIES},  # registry.proxy.config: distribution's, ours (upstreams by prefix)
         "validation": VALIDATION,  # registry.content.validation: distribution's manifests.indexes

@@ -10,6 +10,7 @@ from registry.config import (
     Config,
     ConfigError,
     DebugConfig,
+    FileCheckConfig,
     default_config,
     listen_host_port,
     load_config,
@@ -479,7 +480,8 @@ def test_debug_and_health_sections(tmp_path: Path) -> None:
     assert config.http.debug.metrics
     assert config.health.storagedriver == CheckConfig(enabled=True, interval=2.0, threshold=5)
     assert config.health.database == CheckConfig(enabled=True, interval=10.0, threshold=2)
-    assert config.ignored_sections == ("health.file",)
+    assert config.health.file == (FileCheckConfig(file="/srv/out-of-rotation"),)
+    assert config.ignored_sections == ()
 
 
 def test_debug_and_health_defaults(tmp_path: Path) -> None:

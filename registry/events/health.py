@@ -1,6 +1,6 @@
-"""Health checks, as distribution's ``health`` package and ``health:`` section: ``storagedriver`` and, ours,
-``database``, each run every ``interval`` by every worker, failing after ``threshold`` failures in a row (0: at
-the first) and passing again at the first success.
+"""Health checks, as distribution's ``health`` package and ``health:`` section: ``storagedriver``, ``file``, ``http``
+and ``tcp`` (``registry.events.health_checks``) and, ours, ``database``, each run every ``interval`` by every
+worker, failing after ``threshold`` failures in a row (0: at the first) and passing again at the first success.
 
 While any check fails, every request gets distribution's answer, 503 UNAVAILABLE "health check failed: please see
 /debug/health" (``HealthGate``; distribution wraps its whole app in ``health.Handler``). A worker publishes what
@@ -20,23 +20,23 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import literal, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from registry.clock import stopped_within
-from registry.config import CheckConfig, Config
+from registry.config import CheckConfig, Config, HealthConfig
 from registry.content import paths
 from registry.db.engine import Database
 from registry.db.models import repositories
 from registry.errors import ErrorCode, error_response
+from registry.events.health_checks import Check, listed_checks
 from storage_backends import PathNotFound, StorageBackend
 
 log = logging.getLogger("registry.health")
 DETAIL = "health check failed: please see /debug/health"
-Check = Callable[[], Awaitable[None]]  # raises when unhealthy
 
 
 class Periodic:
@@ -135,9 +135,13 @@ def configured(config: Config, directory: str | None) -> Health | None:
     """A worker's health when ``health:`` enables a check (None otherwise), publishing to ``directory`` (the debug
     server's) when there is one. Its checks are added by ``add_checks`` once the storage and database exist."""
     settings = config.health
-    if not (settings.storagedriver.enabled or settings.database.enabled):
+    if not (settings.storagedriver.enabled or settings.database.enabled or _listed(settings)):
         return None
     return Health(publish_to(directory) if directory else None)
+
+
+def _listed(settings: HealthConfig) -> bool:
+    return bool(settings.file or settings.http or settings.tcp)
 
 
 def add_checks(health: Health, config: Config, backend: StorageBackend, db: Database) -> None:
@@ -147,6 +151,8 @@ def add_checks(health: Health, config: Config, backend: StorageBackend, db: Data
         health.add(f"storagedriver_{config.storage.driver}", storage_check(backend, writable), settings.storagedriver)
     if settings.database.enabled:
         health.add("database", database_check(db), settings.database)
+    for name, check, period in listed_checks(settings):
+        health.add(name, check, period)
 
 
 class HealthGate:
