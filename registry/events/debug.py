@@ -1,6 +1,7 @@
 """distribution's debug server on ``http.debug.addr``: ``/debug/health`` (a JSON map of the failing checks: 200 and
-``{}`` when healthy, 503 otherwise; any other method is a 404, as distribution) and, with
-``http.debug.prometheus.enabled``, the Prometheus metrics at ``http.debug.prometheus.path`` (``/metrics``).
+``{}`` when healthy, 503 otherwise; any other method is a 404, as distribution), ``/debug/vars`` (expvar's JSON:
+``registry.events.debug_vars``) and, with ``http.debug.prometheus.enabled``, the Prometheus metrics at
+``http.debug.prometheus.path`` (``/metrics``).
 
 It runs once per ``registry serve`` however many workers there are: in the serving process, in a thread with an
 event loop of its own, started before the workers (``DebugServer``). That process makes a private directory per
@@ -20,6 +21,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +35,7 @@ from starlette.routing import Route
 from registry.config import Config, listen_host_port
 from registry.db.engine import Database
 from registry.db.models import blobs, manifests, repositories, uploads
+from registry.events.debug_vars import variables
 from registry.events.health import read_published
 from registry.events.metrics import Stored, exposition
 
@@ -40,6 +43,7 @@ log = logging.getLogger("registry")
 DIRECTORY_ENV = "PYREGISTRY_DEBUG_DIR"  # not REGISTRY_*: that prefix is the configuration's
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HEALTH_PATH = "/debug/health"
+VARS_PATH = "/debug/vars"
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus's text format, as every server version reads
 STOP_SECONDS = 5.0
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # all but GET: 404, as distribution
@@ -76,14 +80,18 @@ class StoredCounts:
         return Stored(*(int(value) for value in row))
 
 
-def debug_app(config: Config, directory: str, multiprocess: str | None) -> Starlette:
+def debug_app(config: Config, directory: str, multiprocess: str | None, workers: int = 1) -> Starlette:
     stored = StoredCounts(config.database_url) if config.http.debug.metrics else None
+    started = time.monotonic()
 
     async def health(request: Request) -> Response:
         if request.method != "GET":
             return PlainTextResponse("404 page not found\n", status_code=404)
         failing = await asyncio.to_thread(read_published, directory)
         return JSONResponse(failing, status_code=503 if failing else 200)
+
+    async def expvars(request: Request) -> Response:
+        return JSONResponse(await asyncio.to_thread(variables, started, workers))
 
     async def metrics(request: Request) -> Response:
         counts = await stored.count() if stored is not None else None
@@ -99,7 +107,7 @@ def debug_app(config: Config, directory: str, multiprocess: str | None) -> Starl
             if stored is not None and stored.db is not None:
                 await stored.db.dispose()
 
-    routes = [Route(HEALTH_PATH, health, methods=ANY_METHOD)]
+    routes = [Route(HEALTH_PATH, health, methods=ANY_METHOD), Route(VARS_PATH, expvars, methods=["GET"])]
     if stored is not None:
         routes.append(Route(config.http.debug.path, metrics, methods=["GET"]))
     return Starlette(routes=routes, lifespan=lifespan)
@@ -120,7 +128,7 @@ class DebugServer:
             self.multiprocess = os.path.join(self.directory, "metrics")
             os.mkdir(self.multiprocess)
             os.environ[MULTIPROCESS_ENV] = self.multiprocess
-        app = debug_app(config, self.directory, self.multiprocess)
+        app = debug_app(config, self.directory, self.multiprocess, workers)
         settings = uvicorn.Config(
             app, lifespan="on", log_config=None, access_log=False, loop="asyncio", ws="none", server_header=False
         )
