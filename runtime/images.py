@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import containers
-from .errors import ConflictError, UsageError
+from .errors import ConflictError, ImageNotFound, UsageError
 from .fsroot import remove_tree
 from .mediatypes import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from .pull import this_platform, unpack_layer
-from .reference import Reference
+from .reference import Reference, parse
 from .spec import DEFAULT_PATH
 from .store import ImageRecord, Store, hex_of
 from .tarstream import Limits
@@ -96,6 +96,28 @@ def import_image(
         images[str(ref)] = record
         store.save_images(images)
     return record
+
+
+def find(store: Store, name: str) -> list[str]:
+    """The stored names `name` means: a reference (`app`, `app:v1`, `app@sha256:...`), or an image ID (the config
+    digest, `sha256:` optional, a prefix of 4 or more); every name of the image when it is an ID."""
+    images = store.images()
+    try:
+        ref = parse(name)
+    except UsageError:
+        ref = None
+    if ref is not None and str(ref) in images:
+        return [str(ref)]
+    if ref is not None and ref.digest:
+        found = [n for n, r in images.items() if r.manifest == ref.digest and parse(n).name == ref.name]
+        if found:
+            return found[:1]
+    wanted = name.removeprefix("sha256:")
+    if 4 <= len(wanted) <= 64 and all(c in "0123456789abcdef" for c in wanted):
+        configs = {r.config for r in images.values() if hex_of(r.config).startswith(wanted)}
+        if len(configs) == 1:
+            return [n for n, r in images.items() if r.config in configs]
+    raise ImageNotFound(f"no such image: {name}")
 
 
 def tag(store: Store, source: str, target: Reference) -> None:
