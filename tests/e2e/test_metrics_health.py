@@ -1,12 +1,13 @@
 """The real `registry serve` with distribution's debug server (`http.debug`) and `health` checks: the metrics scraped
 there count every push and pull whichever of two workers served it; a broken storage or database turns the API into
 503 and `/debug/health` names the check, and both come back when it is fixed. The same config.yml starts
-distribution 2.8.2."""
+distribution 2.8.2, whose file, http and tcp checks name and report a failure as ours."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from tests.events.downstream import downstream_running
 from tests.tcprelay import TcpRelay
 
 from .client import RegistryClient, expect
@@ -195,3 +197,66 @@ def test_the_same_config_yml_starts_distribution_too(tmp_path: Path, kind: str) 
         assert fresh("POST", f"http://127.0.0.1:{port}/debug/health").status_code == 404
     finally:
         server.stop()
+
+
+@contextmanager
+def listening() -> Iterator[socket.socket]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock
+
+
+def turns(port: int, status: int, server: RegistryServer) -> dict[str, str]:
+    """Poll `/debug/health` until it answers `status`; what it names then."""
+    what = f"/debug/health to answer {status}"
+    wait_until(lambda: health(port).status_code == status, what=what, daemon=server.daemon)
+    named: dict[str, str] = health(port).json()
+    return named
+
+
+@pytest.mark.parametrize("kind", ["ours", "distribution"])
+def test_file_http_and_tcp_checks_as_distributions(tmp_path: Path, kind: str) -> None:
+    """The same health.file, health.http and health.tcp sections in both servers: a file that appears takes the
+    registry out (every request 503, /debug/health naming the file) and its removal puts it back; an http check
+    answered another status and a tcp port closed do the same, each named by its uri and addr."""
+    if server_kind() == "distribution" and kind == "ours":
+        pytest.skip("E2E_SERVER=distribution")
+    flag = tmp_path / "out-of-rotation"
+    with downstream_running() as downstream, listening() as tcp:
+        downstream.status = 200
+        addr = f"127.0.0.1:{tcp.getsockname()[1]}"
+        checks = {
+            "file": [{"file": str(flag), "interval": "1s"}],
+            "http": [{"uri": downstream.url, "statuscode": 200, "timeout": "2s", "interval": "1s"}],
+            "tcp": [{"addr": addr, "timeout": "2s", "interval": "1s"}],
+        }
+        port = free_port()
+        args = ["--workers", "2"] if kind == "ours" else []
+        server = RegistryServer(tmp_path / kind, kind, extra_config=debug_config(port, health=checks), args=args)
+        server.start()
+        try:
+            with RegistryClient(server.url) as client:
+                client.push_image("team/app", image(kind), "v1")
+            assert (health(port).status_code, health(port).json()) == (200, {})
+            expvars = expect(fresh("GET", f"http://127.0.0.1:{port}/debug/vars"), 200).json()
+            assert {"cmdline", "memstats"} <= set(expvars), "Go's expvar, as distribution serves it"
+
+            flag.touch()
+            assert turns(port, 503, server) == {str(flag): "file exists"}
+            wait_until(lambda: all_workers_answer(server.url, 503), what="every worker to answer 503")
+            flag.unlink()
+            assert turns(port, 200, server) == {}
+            assert all_workers_answer(server.url, 200)
+
+            downstream.status = 500
+            assert turns(port, 503, server) == {downstream.url: "downstream service returned unexpected status: 500"}
+            assert ("HEAD", None) in downstream.seen
+            downstream.status = 200
+            assert turns(port, 200, server) == {}
+
+            tcp.close()
+            failing = turns(port, 503, server)
+            assert list(failing) == [addr] and failing[addr].startswith(f"connection to {addr} failed"), failing
+        finally:
+            server.stop()

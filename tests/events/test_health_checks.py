@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from registry.events.health import Health
 from registry.events.health_checks import http_check, tcp_check
 from tests.api_helpers import app_of, client_on
 from tests.conftest import make_config
+from tests.events.downstream import Downstream, downstream_running
 from tests.events.test_debug import debug_client
 from tests.events.test_health import assert_unavailable
 
@@ -80,39 +79,10 @@ async def test_debug_health_names_the_file_checked(tmp_path: Path, monkeypatch: 
 # --- http: a HEAD of the uri, its status compared ---
 
 
-class Downstream:
-    """A tiny HTTP server in a thread answering ``status``; it records each request's method and headers."""
-
-    def __init__(self) -> None:
-        self.status = 500
-        self.seen: list[tuple[str, str | None]] = []
-        downstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self) -> None:
-                downstream.seen.append((self.command, self.headers.get("Authorization")))
-                self.send_response(downstream.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_HEAD = do_GET = answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
-
-
 @pytest.fixture
 def downstream() -> Iterator[Downstream]:
-    server = Downstream()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-    thread.join()
+    with downstream_running() as server:
+        yield server
 
 
 async def test_an_http_check_fails_on_another_status_and_passes_again(tmp_path: Path, downstream: Downstream) -> None:
