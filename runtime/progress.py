@@ -13,11 +13,12 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
+About = Literal["layer", "image", "config"]
 STEPS = 100  # a transfer reports its bytes at most this many times, plus its end
 
 
@@ -30,7 +31,8 @@ class Event:
     current: int | None = None
     total: int | None = None
     aux: dict[str, Any] | None = None
-    layer: bool = True  # False for a line about the image with an id (`Pulling from app`, id the tag)
+    about: About = "layer"  # "image": a line with an id but no progress (`Pulling from app`, id the tag);
+    # "config": the config blob, which runtime push shows and docker does not
 
 
 Report = Callable[[Event], None]
@@ -65,7 +67,7 @@ class Transfer:
 def message(event: Event) -> dict[str, Any]:
     """`{"status", "progressDetail", "id"}` as dockerd writes it (progressDetail only on per-layer lines)."""
     doc: dict[str, Any] = {"status": event.status} if event.status else {}
-    if event.id and event.status and event.layer:
+    if event.id and event.status and event.about != "image":
         doc["progressDetail"] = {"current": event.current, "total": event.total} if event.current is not None else {}
     if event.id:
         doc["id"] = event.id
@@ -76,6 +78,9 @@ def message(event: Event) -> dict[str, Any]:
 
 
 def json_line(event: Event) -> bytes:
+    """One JSON line; nothing for a line docker does not show (the config blob's)."""
+    if event.about == "config":
+        return b""
     return json.dumps(message(event), separators=(",", ":")).encode() + b"\n"
 
 
@@ -119,7 +124,7 @@ class Bars:
             self.progress.stop()
 
     def __call__(self, event: Event) -> None:
-        if self.progress is None or not event.id or not event.layer:
+        if self.progress is None or not event.id or event.about != "layer":
             return
         with self.lock:
             task = self.tasks.get(event.id)

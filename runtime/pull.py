@@ -84,7 +84,7 @@ def pull(
         if len(diff_ids) != len(layers_desc):
             raise RegistryError(f"{ref}: the config lists {len(diff_ids)} diff_ids for {len(layers_desc)} layers")
         layers = [Layer(d["digest"], int(d["size"]), diff_id) for d, diff_id in zip(layers_desc, diff_ids, strict=True)]
-        report(Event(f"Pulling from {ref.repository}", ref.tag or ref.reference, layer=False))
+        report(Event(f"Pulling from {ref.repository}", ref.tag or ref.reference, about="image"))
         for layer in layers:
             report(
                 Event("Already exists" if store.has_layer(layer.diff_id) else "Pulling fs layer", short(layer.digest))

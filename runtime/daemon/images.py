@@ -94,7 +94,9 @@ async def progress_stream(work: Work, failed: Callable[[Exception], Exception]) 
     def report(event: Event) -> None:
         if gone.is_set():
             raise ConnectionError("the client went away")
-        loop.call_soon_threadsafe(queue.put_nowait, json_line(event))
+        line = json_line(event)
+        if line:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
 
     def target() -> None:
         try:

@@ -83,7 +83,7 @@ def test_pull_reports_each_layer_in_dockers_words(tmp_path: Path, uploading: Upl
     store, settings = Store(tmp_path / "s"), Settings(tmp_path / "c.json")
     events: list[Event] = []
     record = pull_module.pull(store, settings, parse("registry.test/team/app:v1"), report=events.append)
-    assert events[0] == Event("Pulling from team/app", "v1", layer=False)
+    assert events[0] == Event("Pulling from team/app", "v1", about="image")
     for digest in record.layers:
         assert by_layer(events, short(digest)) == [
             "Pulling fs layer",
@@ -159,7 +159,7 @@ def test_push_reports_preparing_then_each_blobs_fate_and_the_digest(
 def test_json_lines_are_what_dockerd_writes() -> None:
     """Shapes from dockerd's own answers to POST /images/create and /images/{name}/push (the recordings)."""
     lines = [
-        Event("Pulling from bbtest", "1", layer=False),
+        Event("Pulling from bbtest", "1", about="image"),
         Event("Pulling fs layer", "d4a7392914d8"),
         Event("Downloading", "d4a7392914d8", 36445, 1064542),
         Event("Digest: sha256:70"),
@@ -173,6 +173,7 @@ def test_json_lines_are_what_dockerd_writes() -> None:
         {"progressDetail": {}, "aux": {"Tag": "1", "Digest": "sha256:df", "Size": 527}},
     ]
     assert all(json_line(e).endswith(b"}\n") and json_line(e).count(b"\n") == 1 for e in lines)
+    assert json_line(Event("Pushed", "abc", about="config")) == b""  # runtime push shows the config; docker does not
     assert json.loads(error_line("manifest unknown")) == {
         "errorDetail": {"message": "manifest unknown"},
         "error": "manifest unknown",
@@ -182,7 +183,7 @@ def test_json_lines_are_what_dockerd_writes() -> None:
 def test_bars_follow_each_layer_to_the_end() -> None:
     out = io.StringIO()
     with Bars(console=Console(file=out, force_terminal=True, width=100)) as bars:
-        bars(Event("Pulling from app", "v1", layer=False))  # about the image: no bar
+        bars(Event("Pulling from app", "v1", about="image"))  # about the image: no bar
         bars(Event("Pulling fs layer", "aaa"))
         bars(Event("Downloading", "aaa", 50, 200))
         assert bars.progress is not None

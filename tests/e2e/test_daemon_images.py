@@ -1,0 +1,135 @@
+"""The stock docker CLI against `runtime daemon` on a private socket: pull from our registry, images, tag, push back
+(then our runtime pulls what was pushed), inspect, rmi, and a missing image's error, as dockerd would print them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .daemons import docker_cli, push_digest
+from .procs import Daemon, base_env, remove_tree, run, short_tmpdir, wait_until
+from .runtime_cli import RuntimeCli
+from .server import RegistryServer
+
+pytestmark = pytest.mark.e2e
+
+
+class RuntimeDaemon:
+    """`python -m runtime daemon --socket S --root R`, and the docker CLI pointed at it."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.socket = base / "runtime.sock"
+        (base / "cli").mkdir()
+        env = {**base_env(), "RUNTIME_CONFIG": str(base / "config.json")}
+        args = [sys.executable, "-m", "runtime", "daemon", "--socket", self.socket, "--root", base / "store"]
+        self.daemon = Daemon("runtime daemon", args, base / "daemon.log", env=env)
+        self.log_title, self.log_path = self.daemon.log_title, self.daemon.log_path
+        self.env = {**base_env(), "DOCKER_CONFIG": str(base / "cli"), "DOCKER_HOST": f"unix://{self.socket}"}
+        self.env.pop("DOCKER_CONTEXT", None)
+
+    def start(self) -> None:
+        self.daemon.start()
+        wait_until(self.ping, what="runtime daemon", daemon=self.daemon)
+
+    def ping(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=2) as client:
+                return client.get("http://docker/_ping").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([docker_cli(), *args], check=check, env=self.env)
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        remove_tree(self.base)
+
+
+@pytest.fixture
+def runtime_daemon() -> Iterator[RuntimeDaemon]:
+    daemon = RuntimeDaemon(short_tmpdir("e2e-rtd-"))
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def published(registry_server: RegistryServer, busybox_rootfs: Path) -> Iterator[str]:
+    """A one-layer busybox image our runtime imported and pushed into the registry under test."""
+    cli = RuntimeCli(short_tmpdir("e2e-rtpub-"))
+    ref = f"{registry_server.host}/e2e/bb:1"
+    try:
+        cli("import", "--cmd", '["sh", "-c", "echo hi"]', busybox_rootfs, ref)
+        cli("push", ref)
+        yield ref
+    finally:
+        remove_tree(cli.base)
+
+
+def test_docker_pull_images_tag_push_rmi_through_the_runtime_daemon(
+    runtime_daemon: RuntimeDaemon, registry_server: RegistryServer, published: str
+) -> None:
+    docker, host = runtime_daemon.docker, registry_server.host
+    pulled = docker("pull", published).stdout
+    assert pulled.startswith("1: Pulling from e2e/bb\n"), pulled
+    assert ": Pull complete\n" in pulled and f"Status: Downloaded newer image for {published}\n" in pulled
+    assert pulled.endswith(f"{published}\n")  # docker's own last line: what it pulled
+    assert "Image is up to date" in docker("pull", published).stdout
+
+    listed = docker("images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}").stdout.split()
+    assert listed[:2] == [f"{host}/e2e/bb", "1"] and len(listed) == 3
+    image_id = listed[2]
+    inspected = json.loads(docker("image", "inspect", published).stdout)[0]
+    assert inspected["Id"].startswith(f"sha256:{image_id}") and inspected["Config"]["Cmd"] == ["sh", "-c", "echo hi"]
+
+    copy = f"{host}/e2e/copy:2"
+    docker("tag", published, copy)
+    tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert sorted(tags) == sorted([published, copy])
+
+    out = docker("push", copy).stdout
+    assert out.startswith(f"The push refers to repository [{host}/e2e/copy]\n"), out
+    assert "Mounted from e2e/bb" in out
+    digest = push_digest(out)
+    checker = RuntimeCli(short_tmpdir("e2e-rtchk-"))  # another client sees what docker pushed
+    try:
+        checker("pull", "-q", copy)
+        assert checker.inspect(copy)["manifest"] == digest
+    finally:
+        remove_tree(checker.base)
+
+    assert docker("rmi", copy).stdout.splitlines() == [f"Untagged: {copy}", f"Untagged: {host}/e2e/copy@{digest}"]
+    removed = docker("rmi", published).stdout.splitlines()
+    assert removed[0] == f"Untagged: {published}" and f"Deleted: {inspected['Id']}" in removed
+    assert docker("images", "-q").stdout == ""
+    store = runtime_daemon.base / "store"
+    assert os.listdir(store / "layers") == [] and os.listdir(store / "blobs" / "sha256") == []
+
+
+def test_errors_print_as_they_do_against_dockerd(
+    runtime_daemon: RuntimeDaemon, registry_server: RegistryServer
+) -> None:
+    missing = runtime_daemon.docker("pull", f"{registry_server.host}/e2e/nope:1", check=False)
+    assert missing.returncode != 0
+    assert missing.stderr.startswith(f"Error response from daemon: manifest for {registry_server.host}/e2e/nope:1 not")
+    rmi = runtime_daemon.docker("rmi", "ghost:1", check=False)
+    assert (rmi.returncode, rmi.stderr) == (1, "Error: No such image: ghost:1\n")  # the client's words for a 404
+    inspect = runtime_daemon.docker("image", "inspect", "ghost:1", check=False)
+    assert inspect.returncode != 0 and "No such image: ghost:1" in inspect.stderr
+    tag = runtime_daemon.docker("tag", "ghost:1", "other:1", check=False)
+    assert tag.returncode != 0 and "No such image: ghost:1" in tag.stderr
+    push = runtime_daemon.docker("push", f"{registry_server.host}/e2e/ghost:1", check=False)
+    assert push.returncode != 0 and "An image does not exist locally with the tag" in push.stderr
