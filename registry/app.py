@@ -53,6 +53,8 @@ from registry.proxy.cache import PullThrough
 from registry.proxy.config import ProxyConfig
 from registry.proxy.namespace import ProxyNamespaces
 from registry.routes import api_routes
+from registry.ui.gc_status import LAST_RUN
+from registry.ui.settings import UiSettings
 from storage_backends import StorageBackend, StorageError, create_backend
 
 log = logging.getLogger("registry")
@@ -127,6 +129,11 @@ def _routes(config: Config, auth: Auth, proxy: ProxyConfig) -> list[BaseRoute]:
 
         path = auth.token_service.server.path
         routes.append(Route(path, token_endpoint, methods=["GET", "POST"], name="token"))
+    ui = UiSettings.from_config(config)
+    if ui.enabled:  # after the API's and the token service's routes, so it never shadows them (registry.ui)
+        from registry.ui.routes import ui_routes
+
+        routes += ui_routes(config, auth, ui)
     return [Mount(config.http.prefix, routes=routes)] if config.http.prefix else routes
 
 
@@ -164,6 +171,7 @@ def create_app(
         tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
         tasks += [retention_until(stop, db, policies, events=events)] if policies.deletes_tags and writable else []
         collector.observers += [observe_gc] if measuring else []
+        collector.observers.append(LAST_RUN.record)  # the UI's garbage collection page
         tasks += [TALLY.flush_until(stop)] if measuring else []
         if health is not None:  # registry.events.health
             add_checks(health, config, store, db)

@@ -44,6 +44,7 @@ EXAMPLES: dict[str, tuple[str, Any]] = {
     "database.url": ("sqlite:////srv/r.db", "sqlite:////srv/r.db"),
     "storage.filesystem.rootdirectory": ("/data/reg", "/data/reg"),
     "auth.token.server.path": ("/token", "/token"),
+    "ui.path": ("/console", "/console/"),
     "auth.token.server.access": ('[{"users": [a], "actions": [pull]}]', None),
 }
 # what a driver needs besides the key under test
