@@ -91,6 +91,7 @@ def test_environment_overrides_take_a_list(tmp_path: Path) -> None:
         ("http: [{uri: 'http://a/', statuscode: '200'}]", "health.http[0].statuscode", "integer"),
         ("http: [{uri: 'http://a/', timeout: -1s}]", "health.http[0].timeout", "negative"),
         ("http: [{uri: 'http://a/', headers: {A: {b: c}}}]", "health.http[0].headers.A", "list of strings"),
+        ("http: [{uri: 'http://a/', headers: {'A B': [c]}}]", "health.http[0].headers.A B", "header name"),
         ("tcp: [{addr: redis}]", "health.tcp[0].addr", "host:port"),
         ("tcp: [{addr: '::1:6379'}]", "health.tcp[0].addr", "brackets"),
         ("tcp: [{addr: 'redis:99999'}]", "health.tcp[0].addr", "1..65535"),
