@@ -3,7 +3,7 @@ and its ``REGISTRY_*`` environment overrides. A storage driver declares its ``st
 code (``storage_backends``: ``PARAMETERS``), an auth provider its ``auth.<provider>`` section in
 ``registry.auth.settings``; the module that reads ``retention`` and ``immutable`` (``registry.gc.policies``),
 ``notifications`` (``registry.events.endpoints``), ``proxy`` and ``proxies`` (``registry.proxy.config``),
-``validation`` (``registry.content.validation``) declares them.
+``validation`` (``registry.content.validation``), ``ui`` (``registry.ui.settings``) declares them.
 
 An env var's name is matched against the declared keys case-insensitively, longest key first (so keys containing
 ``_`` work), in lexical order like distribution (``REGISTRY_STORAGE`` before ``REGISTRY_STORAGE_S3_*``); below a
@@ -44,6 +44,7 @@ from registry.settings import (
     Text,
 )
 from registry.settings_http import Headers, Url
+from registry.ui.settings import UI
 
 ENV_PREFIX = "REGISTRY_"
 CONFIG_ENV = "REGISTRY_CONFIGURATION_PATH"  # names the file (registry.cli), not a key
@@ -219,6 +220,7 @@ SCHEMA = Section(
         "notifications": NOTIFICATIONS,  # registry.events.endpoints
         **{"proxy": PROXY, "proxies": PROXIES},  # registry.proxy.config: distribution's, ours (upstreams by prefix)
         "validation": VALIDATION,  # registry.content.validation: distribution's manifests.indexes
+        "ui": UI,  # ours: registry.ui.settings, the web UI
         **dict.fromkeys(UNIMPLEMENTED, IGNORED),
     }
 )
