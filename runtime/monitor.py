@@ -1,7 +1,7 @@
 """The per-container monitor of a detached run: `python -m runtime.monitor ROOT ID STATUS_FD OCI_RUNTIME`.
 
-It becomes a child subreaper, starts `runc run --detach` with pipes for the container's stdout and stderr, reports
-`{"pid": N}` (or `{"error": ...}`) on STATUS_FD for the waiting `runtime run -d`, copies both pipes to log.json
+It becomes a child subreaper, starts `runc run --detach` with its stdin and pipes for the container's stdout and stderr,
+reports `{"pid": N}` (or `{"error": ...}`) on STATUS_FD for the waiting `runtime run -d`, copies both pipes to log.json
 in docker's json-file format, reaps the container's process, and records its exit code in state.json. Then it
 releases the runc state and the overlay mount (and the container, with --rm), and exits.
 """
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     pid_file = container.dir / "pid"
     proc = subprocess.run(
         runtime.command("run", "--detach", "--pid-file", str(pid_file), "--bundle", str(container.dir), container_id),
-        stdin=subprocess.DEVNULL,
+        stdin=None,  # ours: /dev/null from `runtime run -d`, a pipe from the daemon for `docker run -i`
         stdout=out_w,
         stderr=err_w,
         check=False,

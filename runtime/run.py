@@ -33,14 +33,17 @@ def run_attached(store: Store, container: Container, runtime: OciRuntime) -> int
     return code
 
 
-def launch_detached(store: Store, container: Container, runtime: OciRuntime) -> int:
-    """Start the monitor in its own session and wait only until it reports the container started; its pid."""
+def launch_detached(store: Store, container: Container, runtime: OciRuntime, stdin: int | None = None) -> int:
+    """Start the monitor in its own session and wait only until it reports the container started; its pid.
+
+    `stdin` (a pipe's read end, from the daemon) becomes the container's stdin; without it, /dev/null.
+    """
     read_fd, write_fd = os.pipe()
     log = open(container.dir / "monitor.log", "ab")  # noqa: SIM115 (handed to the child)
     try:
         subprocess.Popen(
             [sys.executable, "-m", "runtime.monitor", str(store.root), container.id, str(write_fd), runtime.binary],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=log,
             stderr=log,
             pass_fds=(write_fd,),

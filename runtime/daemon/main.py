@@ -14,17 +14,18 @@ from pathlib import Path
 
 from ..config import Settings
 from ..store import Store
-from . import images, system
+from . import containers, images, system
 from .context import Context
 from .router import Route, Router
 from .server import serve_unix
+from .supervisor import Supervisor
 
 DEFAULT_SOCKET = Path("/run/runtime.sock")
 SOCKET_MODE = 0o660
 
 
 def routes() -> list[Route]:
-    return [*system.ROUTES, *images.ROUTES]
+    return [*system.ROUTES, *containers.ROUTES, *images.ROUTES]
 
 
 def prepare_socket(path: Path) -> None:
@@ -51,6 +52,9 @@ def secure_socket(path: Path, group: str | None) -> None:
 
 async def serve(socket_path: Path, store: Store, settings: Settings, group: str | None = None) -> None:
     context = Context(store, settings, started=time.time())
+    supervisor = Supervisor(store, settings)
+    context.extras["supervisor"] = supervisor
+    await supervisor.recover()
     router = Router(routes(), context)
     prepare_socket(socket_path)
     old_umask = os.umask(0o117)
@@ -68,6 +72,7 @@ async def serve(socket_path: Path, store: Store, settings: Settings, group: str 
         await stopping.wait()
     finally:
         server.close()
+        await supervisor.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(socket_path)
 

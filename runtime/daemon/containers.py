@@ -1,0 +1,166 @@
+"""Container routes: create, start, wait, stop, kill, rm, resize; attach and logs live in attach.py, views in views.py.
+
+Each handler parses the request, calls the CLI's own container logic (``runtime.containers``) off the event loop,
+and answers as dockerd does: 404 ``No such container: X``, 409 for a conflict, 304 for a start or stop that has
+nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+
+from .. import containers, reference
+from ..containers import Container
+from ..errors import ContainerNotFound, ImageNotFound, UsageError
+from . import dockerconfig, views
+from .attach import attach, find, logs, supervisor
+from .http import ApiError, Reply, Request, Streamed, empty, json_response
+from .router import Route
+
+SIGNAL = re.compile(r"^(SIG)?[A-Z0-9+-]{1,12}$")
+WAIT_CONDITIONS = ("next-exit", "not-running", "removed", "")
+
+
+async def find_or_404(request: Request) -> Container:
+    try:
+        return await find(request)
+    except ContainerNotFound:
+        raise ApiError(404, f"No such container: {request.params['id']}") from None
+
+
+async def create(request: Request) -> Reply:
+    body = await request.json()
+    image = dockerconfig.image_of(body)
+    opts = dockerconfig.run_options(body, request.query.get("name"))
+    store = request.context.store
+    try:
+        ref = reference.parse(image)
+        record = await asyncio.to_thread(store.image, str(ref))
+    except (ImageNotFound, UsageError):
+        raise ApiError(404, f"No such image: {image}") from None
+    if opts.name is not None and await asyncio.to_thread(_name_taken, request, opts.name):
+        raise ApiError(409, f'Conflict. The container name "/{opts.name}" is already in use.')
+    container = await asyncio.to_thread(containers.create, store, str(ref), record, opts, {})
+    await asyncio.to_thread(dockerconfig.save, container.dir, body)
+    return json_response({"Id": container.id, "Warnings": []}, 201)
+
+
+def _name_taken(request: Request, name: str) -> bool:
+    return any(c.name == name for c in containers.all_containers(request.context.store))
+
+
+async def start(request: Request) -> Reply:
+    container = await find_or_404(request)
+    if container.running():
+        return empty(304)
+    await supervisor(request).start(container, dockerconfig.flag(container, "OpenStdin"))
+    return empty(204)
+
+
+async def wait(request: Request) -> Reply:
+    container = await find_or_404(request)
+    condition = request.query.get("condition", "") or ""
+    if condition not in WAIT_CONDITIONS:
+        raise ApiError(400, f"invalid condition {condition!r}: next-exit, not-running or removed")
+    sup = supervisor(request)
+    watch = sup.removal(container.id) if condition == "removed" else sup.next_exit(container.id)
+    immediate = condition == "not-running" and not container.running()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        if immediate:
+            code = container.state.get("exit_code")
+            yield _wait_body(code if isinstance(code, int) else 0)
+            return
+        await watch.event.wait()
+        yield _wait_body(watch.code)
+
+    return Streamed(chunks())
+
+
+def _wait_body(code: int) -> bytes:
+    return (json.dumps({"Error": None, "StatusCode": code}) + "\n").encode()
+
+
+async def stop(request: Request) -> Reply:
+    container = await find_or_404(request)
+    timeout = request.query.int("t", 10)
+    if not container.running():
+        return empty(304)
+    runtime = supervisor(request).runtime()
+    await asyncio.to_thread(containers.stop, container, runtime, float(timeout if timeout is not None else 10))
+    return empty(204)
+
+
+async def kill(request: Request) -> Reply:
+    container = await find_or_404(request)
+    signal = (request.query.get("signal") or "KILL").upper()
+    if not SIGNAL.match(signal):
+        raise ApiError(400, f"Invalid signal: {signal}")
+    if not container.running():
+        raise ApiError(409, f"Container {container.id} is not running")
+    await asyncio.to_thread(containers.kill, container, supervisor(request).runtime(), signal)
+    return empty(204)
+
+
+async def remove(request: Request) -> Reply:
+    container = await find_or_404(request)
+    force = request.query.flag("force")
+    if container.running() and not force:
+        raise ApiError(
+            409,
+            f"You cannot remove a running container {container.id}. "
+            "Stop the container before attempting removal or force remove",
+        )
+    await supervisor(request).remove(container, force=force)
+    return empty(204)
+
+
+async def resize(request: Request) -> Reply:
+    await find_or_404(request)
+    return empty(200)
+
+
+async def inspect(request: Request) -> Reply:
+    container = await find_or_404(request)
+    return json_response(await asyncio.to_thread(views.inspect, request.context.store, container))
+
+
+async def listing(request: Request) -> Reply:
+    try:
+        filters = json.loads(request.query.get("filters") or "{}")
+    except ValueError:
+        raise ApiError(400, "invalid filters: not JSON") from None
+    if not isinstance(filters, dict):
+        raise ApiError(400, "invalid filters: expected an object")
+    rows = await asyncio.to_thread(
+        views.listing, request.context.store, request.query.flag("all"), filters, request.query.int("limit")
+    )
+    return json_response(rows)
+
+
+async def attach_or_404(request: Request) -> Reply:
+    await find_or_404(request)
+    return await attach(request)
+
+
+async def logs_or_404(request: Request) -> Reply:
+    await find_or_404(request)
+    return await logs(request)
+
+
+ROUTES = [
+    Route("POST", "/containers/create", create),
+    Route("GET", "/containers/json", listing),
+    Route("GET", "/containers/{id}/json", inspect),
+    Route("POST", "/containers/{id}/start", start),
+    Route("POST", "/containers/{id}/wait", wait),
+    Route("POST", "/containers/{id}/attach", attach_or_404),
+    Route("GET", "/containers/{id}/logs", logs_or_404),
+    Route("POST", "/containers/{id}/stop", stop),
+    Route("POST", "/containers/{id}/kill", kill),
+    Route("POST", "/containers/{id}/resize", resize),
+    Route("DELETE", "/containers/{id}", remove),
+]

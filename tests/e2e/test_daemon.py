@@ -1,0 +1,100 @@
+"""The stock docker CLI runs containers through `runtime daemon`: run --rm (stdout and stderr split, the exit code),
+run -i with stdin piped, run -d then logs -f, ps, stop, rm; a daemon restart keeps stopped containers; a bad
+request gets docker's error at once. The image comes from our registry through the daemon's pull."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .procs import remove_tree, require_root, short_tmpdir, wait_until
+from .runtime_cli import RuntimeCli
+from .runtime_daemon import RuntimeDaemon
+from .server import RegistryServer
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def daemon() -> Iterator[RuntimeDaemon]:
+    require_root("runtime daemon runs containers: it")
+    d = RuntimeDaemon(short_tmpdir("e2e-rtd-"))
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def image(daemon: RuntimeDaemon, registry_server: RegistryServer, busybox_rootfs: Path) -> str:
+    """A busybox image our runtime imported and pushed to the registry under test, pulled through the daemon."""
+    cli = RuntimeCli(short_tmpdir("e2e-rtpub-"))
+    ref = f"{registry_server.host}/e2e/daemon-bb:1"
+    try:
+        cli("import", "--cmd", '["sh", "-c", "echo hi"]', busybox_rootfs, ref)
+        cli("push", ref)
+    finally:
+        remove_tree(cli.base)
+    daemon.docker("pull", ref)
+    return ref
+
+
+def test_run_rm_splits_stdout_and_stderr_and_passes_the_exit_code(daemon: RuntimeDaemon, image: str) -> None:
+    assert image.rsplit(":", 1)[0] in daemon.docker("images").stdout
+    proc = daemon.docker("run", "--rm", image, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "out\n", "err\n")
+    assert daemon.docker("ps", "-aq").stdout == ""  # --rm removed it
+
+
+def test_run_i_feeds_piped_stdin_and_closes_it(daemon: RuntimeDaemon, image: str) -> None:
+    proc = daemon.docker("run", "--rm", "-i", image, "sh", "-c", "cat; echo done", input="line 1\nline 2\n")
+    assert proc.stdout == "line 1\nline 2\ndone\n"
+
+
+def test_detached_then_logs_follow_ps_stop_rm(daemon: RuntimeDaemon, image: str) -> None:
+    cid = daemon.docker("run", "-d", "--name", "web", image, "sh", "-c", "echo started; echo e >&2; sleep 300")
+    cid_text = cid.stdout.strip()
+    assert len(cid_text) == 64
+    wait_until(lambda: daemon.docker("logs", "web").stdout == "started\n", what="the container's first line")
+    logs = daemon.docker("logs", "web")
+    assert (logs.stdout, logs.stderr) == ("started\n", "e\n")
+    ps = daemon.docker("ps", "--format", "{{.ID}} {{.Names}} {{.Status}}").stdout.split()
+    assert ps[:3] == [cid_text[:12], "web", "Up"]
+    follower = daemon.popen("logs", "-f", "web")
+    try:
+        daemon.docker("stop", "-t", "1", "web")
+        out, err = follower.communicate(timeout=30)  # -f ends when the container does
+    finally:
+        follower.kill()
+    assert (follower.returncode, out, err) == (0, "started\n", "e\n")
+    status = daemon.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    assert status.startswith("web Exited (137)")
+    assert daemon.docker("ps", "-q").stdout == ""
+    daemon.docker("rm", "web")
+    assert daemon.docker("ps", "-aq").stdout == ""
+
+
+def test_a_daemon_restart_keeps_stopped_containers_and_images(daemon: RuntimeDaemon, image: str) -> None:
+    assert daemon.docker("run", "--name", "kept", image, "sh", "-c", "echo bye; exit 4", check=False).returncode == 4
+    daemon.restart()
+    assert daemon.docker("inspect", "--format", "{{.State.ExitCode}} {{.Name}}", "kept").stdout == "4 /kept\n"
+    assert daemon.docker("logs", "kept").stdout == "bye\n"
+    assert image.rsplit(":", 1)[0] in daemon.docker("images").stdout
+    again = daemon.docker("start", "-a", "kept", check=False)
+    assert (again.returncode, again.stdout) == (4, "bye\n")
+
+
+def test_bad_requests_get_dockers_error_at_once(daemon: RuntimeDaemon, image: str) -> None:
+    missing = daemon.docker("logs", "nosuch", check=False)
+    assert missing.returncode == 1 and "No such container: nosuch" in missing.stderr
+    daemon.docker("run", "-d", "--name", "busy", image, "busybox", "sleep", "300")
+    running = daemon.docker("rm", "busy", check=False)
+    assert running.returncode == 1 and "cannot remove a running container" in running.stderr
+    taken = daemon.docker("run", "-d", "--name", "busy", image, "true", check=False)
+    assert taken.returncode == 125 and "already in use" in taken.stderr
+    no_cmd = daemon.docker("run", "--rm", image, "/no/such/binary", check=False)
+    assert no_cmd.returncode in (126, 127) and "no/such/binary" in no_cmd.stderr
+    daemon.docker("rm", "-f", "busy")
