@@ -56,8 +56,8 @@ def _may_delete(visit: Visit, name: str) -> None:
 
 async def delete_tag(visit: Visit) -> Response:
     name, tag = visit.repo(), visit.request.path_params["tag"]
-    await visit.form()
     _may_delete(visit, name)
+    await visit.form()
     if not is_valid_tag(tag):
         raise UiError(404, "No such tag.")
     await visit.services.manifests.delete(name, tag)
@@ -80,8 +80,8 @@ async def confirm_delete_manifest(visit: Visit) -> Response:
 
 async def delete_manifest(visit: Visit) -> Response:
     name, digest = visit.repo(), _digest(visit)
-    await visit.form()
     _may_delete(visit, name)
+    await visit.form()
     await visit.services.manifests.delete(name, digest)
     return visit.redirect(visit.url("tags", name=name) + "?" + urlencode({"deleted": digest}))
 

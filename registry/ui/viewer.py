@@ -75,4 +75,6 @@ class Accounts:
             return None
         if self.server is None:
             return Viewer(user, None)
-        return Viewer(user, NameSet(frozenset(), rules.pull_globs(self.server, user)), self.server)
+        globs = rules.pull_globs(self.server, user)
+        every = any(set(glob) == {"*"} for glob in globs)  # ``*`` matches every name, ``/`` too
+        return Viewer(user, None if every else NameSet(frozenset(), globs), self.server)
