@@ -4,6 +4,7 @@ request gets docker's error at once. The image comes from our registry through t
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,13 @@ def image(daemon: RuntimeDaemon, registry_server: RegistryServer, busybox_rootfs
         remove_tree(cli.base)
     daemon.docker("pull", ref)
     return ref
+
+
+def test_the_socket_is_root_only_and_docker_sees_the_daemon(daemon: RuntimeDaemon) -> None:
+    info = daemon.socket.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o660, 0, 0)
+    version = daemon.docker("version", "--format", "{{.Server.APIVersion}} {{.Server.Os}}").stdout
+    assert version == "1.41 linux\n"
 
 
 def test_run_rm_splits_stdout_and_stderr_and_passes_the_exit_code(daemon: RuntimeDaemon, image: str) -> None:

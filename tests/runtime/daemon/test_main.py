@@ -1,0 +1,44 @@
+"""The socket: 0660 for root and root's group (or --group), a stale socket replaced, anything else refused."""
+
+from __future__ import annotations
+
+import grp
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from runtime.daemon.main import prepare_socket, secure_socket
+
+
+def bound(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    return sock
+
+
+def test_the_socket_is_0660_for_roots_group_or_the_one_named(short_dir: Path) -> None:
+    path = short_dir / "d.sock"
+    with bound(path):
+        secure_socket(path, None)
+        info = path.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o660
+        if os.geteuid() == 0:
+            assert (info.st_uid, info.st_gid) == (0, 0)
+            group = grp.getgrgid(os.getgid() if os.getgid() != 0 else 1).gr_name
+            secure_socket(path, group)
+            assert path.stat().st_gid == grp.getgrnam(group).gr_gid
+
+
+def test_a_stale_socket_is_replaced_and_a_regular_file_refused(short_dir: Path) -> None:
+    path = short_dir / "d.sock"
+    with bound(path):
+        pass
+    prepare_socket(path)
+    assert not path.exists()
+    path.write_text("not a socket")
+    with pytest.raises(FileExistsError):
+        prepare_socket(path)
+    assert path.read_text() == "not a socket"
