@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import fnmatch
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -21,11 +22,12 @@ import httpx
 
 from .. import containers, images, pull, push, reference
 from ..config import Settings
-from ..errors import AuthError, ConflictError, ImageNotFound, RegistryError, UsageError
+from ..errors import AuthError, ConflictError, DigestMismatch, ImageNotFound, RegistryError, UnpackError, UsageError
 from ..progress import Event, Report, error_line, json_line, short
 from ..reference import Reference
 from ..store import ImageRecord, Store
-from .http import ApiError, Reply, Request, Streamed, empty, json_response
+from . import archive
+from .http import ApiError, Reply, Request, Response, Streamed, empty, json_response
 from .router import Route
 
 Work = Callable[[Report], object]
@@ -215,9 +217,54 @@ async def inspect(request: Request) -> Reply:
     return json_response(await asyncio.to_thread(inspect_doc, store, names[0]))
 
 
+async def save_images(request: Request) -> Reply:
+    """`docker save`: GET /images/get?names=A&names=B (or /images/NAME/get), a docker-archive tarball."""
+    store = request.context.store
+    names = request.query.getall("names") or [request.params.get("name", "")]
+    if not all(names):
+        raise ApiError(400, "no image names given")
+    saved = await asyncio.to_thread(to_save, store, names)
+    chunks = archive.written_in_thread(lambda out: archive.save(store, saved, out))
+    return Streamed(chunks, content_type="application/x-tar")
+
+
+async def load_images(request: Request) -> Reply:
+    """`docker load`: POST /images/load with a docker-archive body; a JSON line per image loaded."""
+    store = request.context.store
+    fd, tmp = store.temp_file("upload-")
+    try:
+        out = await asyncio.to_thread(os.fdopen, fd, "wb")
+        try:
+            async for chunk in request.stream():
+                await asyncio.to_thread(out.write, chunk)
+        finally:
+            await asyncio.to_thread(out.close)
+        try:
+            loaded = await asyncio.to_thread(archive.load, store, tmp, request.context.settings.unpack)
+        except (UsageError, DigestMismatch, UnpackError) as exc:
+            raise ApiError(400, f"invalid docker-archive: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    said = [f"Loaded image ID: {n}" if n.startswith("sha256:") else f"Loaded image: {familiar(n)}" for n in loaded]
+    return Response(200, b"".join(json.dumps({"stream": s + "\n"}).encode() + b"\n" for s in said), "application/json")
+
+
+def to_save(store: Store, names: list[str]) -> list[archive.Saved]:
+    stored, by_id = store.images(), dict[str, archive.Saved]()
+    for name in names:
+        for key in lookup(store, name):
+            item = by_id.setdefault(stored[key].config, archive.Saved(stored[key], []))
+            if "@" not in key and familiar(key) not in item.tags:
+                item.tags.append(familiar(key))
+    return list(by_id.values())
+
+
 ROUTES = [
     Route("POST", "/images/create", create),
     Route("GET", "/images/json", list_images),
+    Route("GET", "/images/get", save_images),
+    Route("POST", "/images/load", load_images),
+    Route("GET", "/images/{name:path}/get", save_images),
     Route("GET", "/images/{name:path}/json", inspect),
     Route("POST", "/images/{name:path}/tag", tag_image),
     Route("POST", "/images/{name:path}/push", push_image),

@@ -1,5 +1,5 @@
-"""The stock docker CLI against `runtime daemon` on a private socket: pull from our registry, images, tag, push back
-(then our runtime pulls what was pushed), inspect, rmi, and a missing image's error, as dockerd would print them."""
+"""The stock docker CLI against `runtime daemon` on a private socket: pull from our registry, images, inspect,
+save and load, tag, push back (then our runtime pulls what was pushed), rmi, and errors as dockerd prints them."""
 
 from __future__ import annotations
 
@@ -110,6 +110,12 @@ def test_docker_pull_images_tag_push_rmi_through_the_runtime_daemon(
         assert checker.inspect(copy)["manifest"] == digest
     finally:
         remove_tree(checker.base)
+
+    tarball = runtime_daemon.base / "bb.tar"  # docker save, rmi, docker load: the same image back
+    docker("save", "-o", str(tarball), published)
+    docker("rmi", published)
+    assert docker("load", "-i", str(tarball)).stdout == f"Loaded image: {published}\n"
+    assert json.loads(docker("image", "inspect", published).stdout)[0]["RootFS"] == inspected["RootFS"]
 
     assert docker("rmi", copy).stdout.splitlines() == [f"Untagged: {copy}", f"Untagged: {host}/e2e/copy@{digest}"]
     removed = docker("rmi", published).stdout.splitlines()
