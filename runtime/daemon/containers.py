@@ -21,7 +21,7 @@ from .http import ApiError, Reply, Request, Streamed, empty, json_response
 from .router import Route
 
 SIGNAL = re.compile(r"^(SIG)?[A-Z0-9+-]{1,12}$")
-WAIT_CONDITIONS = ("next-exit", "not-running", "removed", "")
+WAIT_CONDITIONS = ("next-exit", "not-running", "removed")
 
 
 async def find_or_404(request: Request) -> Container:
@@ -62,7 +62,7 @@ async def start(request: Request) -> Reply:
 
 async def wait(request: Request) -> Reply:
     container = await find_or_404(request)
-    condition = request.query.get("condition", "") or ""
+    condition = request.query.get("condition") or "not-running"  # the API's default
     if condition not in WAIT_CONDITIONS:
         raise ApiError(400, f"invalid condition {condition!r}: next-exit, not-running or removed")
     sup = supervisor(request)

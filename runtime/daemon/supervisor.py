@@ -138,14 +138,19 @@ class Supervisor:
 
     async def remove(self, container: Container, *, force: bool) -> None:
         await asyncio.to_thread(containers.remove, self.store, container, self.runtime(), force=force)
+        code = container.state.get("exit_code")
+        if container.id not in self.last_code and isinstance(code, int):
+            self.last_code[container.id] = code
         self.removed(container.id)
 
     def removed(self, cid: str) -> None:
+        """The container is gone: whoever waits for its removal, or for an exit that can no longer come, is told."""
         self.close_stdin(cid)
-        watch = self.removals.pop(cid, None)
-        if watch is not None:
-            watch.fire(self.last_code.get(cid, 0))
-        self.last_code.pop(cid, None)
+        code = self.last_code.pop(cid, 0)
+        for watches in (self.removals, self.exits):
+            watch = watches.pop(cid, None)
+            if watch is not None:
+                watch.fire(code)
 
     async def recover(self) -> None:
         """After a daemon restart: watch the monitors still running, remove exited auto-remove containers."""

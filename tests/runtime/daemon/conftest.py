@@ -12,9 +12,11 @@ import httpx
 import pytest
 
 from runtime.config import Settings
+from runtime.daemon import containers as container_routes
 from runtime.daemon.context import Context
 from runtime.daemon.router import Route, Router
 from runtime.daemon.server import serve_unix
+from runtime.daemon.supervisor import Supervisor
 from runtime.store import Store
 
 
@@ -56,3 +58,11 @@ async def daemon(short_dir: Path) -> AsyncIterator[Daemon]:
     yield d
     if hasattr(d, "server"):
         await d.stop()
+
+
+@pytest.fixture
+async def started(daemon: Daemon) -> Daemon:
+    """The daemon serving the container routes, with its supervisor."""
+    daemon.context.extras["supervisor"] = Supervisor(daemon.context.store, daemon.context.settings)
+    await daemon.start(container_routes.ROUTES)
+    return daemon

@@ -10,10 +10,8 @@ from typing import Any
 
 import pytest
 
-from runtime.daemon import containers as routes
 from runtime.daemon import dockerconfig
 from runtime.daemon.http import ApiError
-from runtime.daemon.supervisor import Supervisor
 from runtime.store import write_json_atomic
 
 from .conftest import Daemon
@@ -42,13 +40,6 @@ def write_container(daemon: Daemon, state: dict[str, Any], docker: dict[str, Any
 
 EXITED = {"status": "exited", "exit_code": 7, "started_at": "2026-01-01T00:00:01+00:00",
           "finished_at": "2026-01-01T00:00:04+00:00"}  # fmt: skip
-
-
-@pytest.fixture
-async def started(daemon: Daemon) -> Daemon:
-    daemon.context.extras["supervisor"] = Supervisor(daemon.context.store, daemon.context.settings)
-    await daemon.start(routes.ROUTES)
-    return daemon
 
 
 def frames(data: bytes) -> list[tuple[int, bytes]]:
