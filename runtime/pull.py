@@ -85,10 +85,7 @@ def pull(
             raise RegistryError(f"{ref}: the config lists {len(diff_ids)} diff_ids for {len(layers_desc)} layers")
         layers = [Layer(d["digest"], int(d["size"]), diff_id) for d, diff_id in zip(layers_desc, diff_ids, strict=True)]
         report(Event(f"Pulling from {ref.repository}", ref.tag or ref.reference, about="image"))
-        for layer in layers:
-            report(
-                Event("Already exists" if store.has_layer(layer.diff_id) else "Pulling fs layer", short(layer.digest))
-            )
+        announce(store, layers, report)
         unpacking = Unpacking.of(settings.unpack)
         with ThreadPoolExecutor(PARALLEL_LAYERS) as pool:
             jobs = [
@@ -121,6 +118,19 @@ def pull(
     )
     report(Event(f"Status: {news} for {ref}"))
     return record
+
+
+def announce(store: Store, layers: list[Layer], report: Report) -> None:
+    """Each layer: `Already exists`, or `Pulling fs layer` (and `Waiting` when the pool has no thread for it yet)."""
+    fresh = 0
+    for layer in layers:
+        if store.has_layer(layer.diff_id):
+            report(Event("Already exists", short(layer.digest)))
+            continue
+        report(Event("Pulling fs layer", short(layer.digest)))
+        if fresh >= PARALLEL_LAYERS:
+            report(Event("Waiting", short(layer.digest)))
+        fresh += 1
 
 
 def gather(jobs: list[Future[Unpacked | None]]) -> list[Unpacked | None]:

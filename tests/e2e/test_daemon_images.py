@@ -5,55 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from .daemons import docker_cli, push_digest
-from .procs import Daemon, base_env, remove_tree, run, short_tmpdir, wait_until
+from .daemons import push_digest
+from .procs import remove_tree, short_tmpdir
 from .runtime_cli import RuntimeCli
+from .runtime_daemon import RuntimeDaemon
 from .server import RegistryServer
 
 pytestmark = pytest.mark.e2e
-
-
-class RuntimeDaemon:
-    """`python -m runtime daemon --socket S --root R`, and the docker CLI pointed at it."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.socket = base / "runtime.sock"
-        (base / "cli").mkdir()
-        env = {**base_env(), "RUNTIME_CONFIG": str(base / "config.json")}
-        args = [sys.executable, "-m", "runtime", "daemon", "--socket", self.socket, "--root", base / "store"]
-        self.daemon = Daemon("runtime daemon", args, base / "daemon.log", env=env)
-        self.log_title, self.log_path = self.daemon.log_title, self.daemon.log_path
-        self.env = {**base_env(), "DOCKER_CONFIG": str(base / "cli"), "DOCKER_HOST": f"unix://{self.socket}"}
-        self.env.pop("DOCKER_CONTEXT", None)
-
-    def start(self) -> None:
-        self.daemon.start()
-        wait_until(self.ping, what="runtime daemon", daemon=self.daemon)
-
-    def ping(self) -> bool:
-        if not self.socket.exists():
-            return False
-        try:
-            with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), timeout=2) as client:
-                return client.get("http://docker/_ping").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run([docker_cli(), *args], check=check, env=self.env)
-
-    def stop(self) -> None:
-        self.daemon.stop()
-        remove_tree(self.base)
 
 
 @pytest.fixture

@@ -108,6 +108,18 @@ def test_pull_reports_each_layer_in_dockers_words(tmp_path: Path, uploading: Upl
     assert again[-1] == Event("Status: Image is up to date for registry.test/team/app:v1")
 
 
+def test_layers_beyond_the_parallel_downloads_are_waiting(tmp_path: Path, uploading: UploadingRegistry) -> None:
+    tars = [tar_bytes([file(f"f{i}", bytes([i]) * 10)]) for i in range(pull_module.PARALLEL_LAYERS + 2)]
+    publish(uploading, "app", "v1", tars)
+    events: list[Event] = []
+    record = pull_module.pull(
+        Store(tmp_path / "s"), Settings(tmp_path / "c.json"), parse("registry.test/app:v1"), report=events.append
+    )
+    waiting = [short(d) for d in record.layers if "Waiting" in by_layer(events, short(d))]
+    assert waiting == [short(d) for d in record.layers[pull_module.PARALLEL_LAYERS :]]
+    assert by_layer(events, waiting[0])[:3] == ["Pulling fs layer", "Waiting", "Downloading"]
+
+
 def test_a_failed_pull_reports_nothing_before_the_manifest_is_found(
     tmp_path: Path, uploading: UploadingRegistry
 ) -> None:

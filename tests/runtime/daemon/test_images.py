@@ -232,3 +232,23 @@ async def test_rmi_by_id_of_an_image_with_two_names_needs_force(client: httpx.As
 )
 def test_docker_io_names_are_shown_as_docker_shows_them(stored: str, shown: str) -> None:
     assert image_routes.familiar(stored) == shown
+
+
+async def test_push_without_a_tag_pushes_every_tag_of_the_repository(client: httpx.AsyncClient) -> None:
+    await pull(client)
+    await client.post(f"/images/{APP}:v1/tag", params={"repo": APP, "tag": "v2"})
+    got = lines(await client.post(f"/images/{APP}/push"))
+    assert sorted(g["aux"]["Tag"] for g in got if "aux" in g) == ["v1", "v2"]
+
+
+async def test_push_takes_credentials_from_x_registry_auth_and_reports_a_refusal_in_the_stream(
+    client: httpx.AsyncClient, fake: UploadingRegistry
+) -> None:
+    await pull(client)
+    fake.auth, fake.credentials = "basic", ("alice", "s3cret")
+    refused = lines(await client.post(f"/images/{APP}/push", params={"tag": "v1"}))
+    assert refused[0]["status"].startswith("The push refers to")  # the stream had begun: the error is its last line
+    assert "needs credentials" in refused[-1]["error"]
+    header = auth({"username": "alice", "password": "s3cret"})
+    pushed = lines(await client.post(f"/images/{APP}/push", params={"tag": "v1"}, headers=header))
+    assert pushed[-1]["aux"]["Tag"] == "v1"
