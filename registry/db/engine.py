@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, make_url
 
+from registry.db.guarded import GuardedWriter, guarded
 from registry.db.sessions import Reader, Writer
 from registry.db.sqlite import ThreadedReader, WriteThread, sync_engine, take_over_transactions
 
@@ -110,9 +111,11 @@ class Database:
 
     async def write(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], *, durable: bool = True) -> _T:
         """Run ``work`` in one write transaction: committed when it returns, rolled back when it raises. ``work``
-        awaits nothing but its statements. ``durable=False`` for a transaction whose loss after a power cut costs
-        nothing acknowledged: its commit returns before it is flushed to disk, and the next durable commit flushes
-        it too (SQLite: see ``WriteThread``; PostgreSQL: ``synchronous_commit``, the same promise)."""
+        awaits nothing but its statements, on either engine: awaiting anything else raises
+        ``ForeignAwaitInTransaction`` and rolls back (``registry.db.guarded``). ``durable=False`` for a transaction
+        whose loss after a power cut costs nothing acknowledged: its commit returns before it is flushed to disk,
+        and the next durable commit flushes it too (SQLite: see ``WriteThread``; PostgreSQL: ``synchronous_commit``,
+        the same promise)."""
         if self.observer is None:
             return await self._write(work, durable)
         started = time.perf_counter()
@@ -128,7 +131,8 @@ class Database:
             await _connected(session)
             if not durable:
                 await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            return await work(session)
+            writer = GuardedWriter(session)
+            return await guarded(work(writer), writer)
 
     async def in_write_transaction(self, function: Callable[[Connection], None]) -> None:
         """SQLite: ``function`` on a plain connection in one write transaction (BEGIN IMMEDIATE), in the writer's

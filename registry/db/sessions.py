@@ -45,6 +45,15 @@ class Reader(Protocol):
     async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars: ...
 
 
+class ForeignAwaitInTransaction(RuntimeError):
+    """A write transaction's work awaited something other than its own statements (a sleep, a future, an HTTP call,
+    a storage write): a programming error, on either engine. Its transaction is rolled back; do that await before
+    ``Database.write`` or after it."""
+
+    def __init__(self) -> None:
+        super().__init__("a write transaction awaited something other than its own statements")
+
+
 def plain(statement: _S) -> _S:
     """Mark a statement built once whose columns need no type conversion (integers, text, bytes): on SQLite it then
     runs as plain SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point

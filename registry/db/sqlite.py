@@ -22,7 +22,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
-from registry.db.sessions import Params, PlainRows, Rows, Scalars, Writer
+from registry.db.sessions import ForeignAwaitInTransaction, Params, PlainRows, Rows, Scalars, Writer
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: every later statement waits for other processes' locks
@@ -244,7 +244,7 @@ def _drive(coroutine: Coroutine[Any, Any, _T]) -> _T:
         result: _T = done.value
         return result
     coroutine.close()
-    raise RuntimeError("a write transaction awaited something other than its own statements")
+    raise ForeignAwaitInTransaction()
 
 
 class _InlineWriter:
