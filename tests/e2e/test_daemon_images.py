@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .daemons import push_digest
+from .daemons import DockerDaemon, push_digest
+from .images import AppImage
 from .procs import remove_tree, short_tmpdir
 from .runtime_cli import RuntimeCli
 from .runtime_daemon import RuntimeDaemon
@@ -102,3 +103,32 @@ def test_errors_print_as_they_do_against_dockerd(
     assert tag.returncode != 0 and "No such image: ghost:1" in tag.stderr
     push = runtime_daemon.docker("push", f"{registry_server.host}/e2e/ghost:1", check=False)
     assert push.returncode != 0 and "An image does not exist locally with the tag" in push.stderr
+
+
+def test_docker_archives_cross_between_dockerd_and_the_runtime_daemon(
+    dockerd: DockerDaemon, app_image: AppImage, runtime_daemon: RuntimeDaemon, tmp_path: Path
+) -> None:
+    """dockerd's `docker save` loads into the runtime daemon as the same image; the runtime daemon's save loads
+    into dockerd, which runs it."""
+    theirs = tmp_path / "theirs.tar"
+    dockerd.run("save", "-o", theirs, app_image.tag)
+    assert runtime_daemon.docker("load", "-i", str(theirs)).stdout == f"Loaded image: {app_image.tag}\n"
+    ours = json.loads(runtime_daemon.docker("image", "inspect", app_image.tag).stdout)[0]
+    assert (ours["Id"], ours["RootFS"]["Layers"]) == (app_image.image_id, dockerd_layers(dockerd, app_image.tag))
+
+    back, tarball = "e2e-local/roundtrip:1", tmp_path / "ours.tar"
+    runtime_daemon.docker("tag", app_image.tag, back)
+    runtime_daemon.docker("save", "-o", str(tarball), back)
+    try:
+        assert dockerd.run("load", "-i", tarball).stdout == f"Loaded image: {back}\n"
+        assert dockerd.run("run", "--rm", "--network", "none", back).stdout.split() == [
+            app_image.blob_sha256,
+            "/data/blob.bin",
+        ]
+    finally:
+        dockerd.run("rmi", back, check=False)
+
+
+def dockerd_layers(dockerd: DockerDaemon, ref: str) -> list[str]:
+    layers: list[str] = json.loads(dockerd.inspect(ref, "{{json .RootFS.Layers}}"))
+    return layers
