@@ -46,6 +46,12 @@ def parsed(payload: bytes, media_type: str) -> ParsedManifest | None:
         return None
 
 
+def artifact_type(manifest: ParsedManifest | None) -> str | None:
+    """An artifact's type (its ``artifactType``, or its config's media type when that is no image config)."""
+    found = manifest.artifact_type if manifest is not None else None
+    return None if found in IMAGE_CONFIG_TYPES else found
+
+
 def index_platforms(payload: bytes | None, media_type: str) -> list[str]:
     """The platforms an index's children are for (attestations, ``unknown/unknown``, left out)."""
     manifest = parsed(payload, media_type) if payload is not None else None

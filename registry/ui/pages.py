@@ -94,6 +94,7 @@ async def manifest(visit: Visit) -> Response:
     context = {"name": name, "manifest": stored, "parsed": parsed, "tags": tagged, "children": children}
     context |= {"parents": parents, "referrers": details.by_artifact_type(referrers), "config": config, "size": size}
     context |= {"is_index": stored.media_type in INDEX_TYPES, "platform_text": details.platform_text}
+    context["artifact_type"] = details.artifact_type(parsed)
     context |= {"host": pull_host(visit), "may_delete": visit.may_delete(name), "payload": _pretty(stored.payload)}
     return visit.render("manifest.html", context)
 

@@ -127,6 +127,7 @@ async def test_a_manifest_page_shows_the_config_and_the_layers(tmp_path: Path) -
         assert digest_of(layers[0])[:19] in layer_rows and "application/vnd.oci.image.layer.v1.tar+gzip" in layer_rows
         assert ">9 B<" in layer_rows and ">17 B<" in layer_rows
         assert "<li>v1</li>" in text  # its tags
+        assert "Artifact type" not in text  # an image's config type is no artifact type
 
 
 async def test_referrers_are_grouped_by_artifact_type(tmp_path: Path) -> None:
@@ -154,6 +155,9 @@ async def test_referrers_are_grouped_by_artifact_type(tmp_path: Path) -> None:
         assert "<h3>application/spdx+json</h3>" in section
         assert "<h3>application/vnd.dev.sigstore.bundle+json</h3>" in section
         assert section.index("spdx") < section.index("sigstore")
+        sbom = await client.get(f"/r/app/manifests/{digest_of(body)}")
+        assert "<dt>Artifact type</dt><dd><code>application/spdx+json</code></dd>" in sbom.text
+        assert f'href="/r/app/manifests/{subject}"' in sbom.text  # its subject
 
 
 async def test_labels_names_and_tags_are_escaped(tmp_path: Path) -> None:
