@@ -27,6 +27,8 @@ PACKAGES=(
   "wrk:wrk"
   "postgresql:"
   "nginx:nginx"
+  "chromium:chromium"
+  "chromium-driver:chromedriver"
 )
 
 package_installed() { # PACKAGE [COMMAND...]
