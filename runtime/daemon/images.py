@@ -56,7 +56,17 @@ def lookup(store: Store, name: str) -> list[str]:
     try:
         return images.find(store, name)
     except ImageNotFound:
-        raise ApiError(404, f"No such image: {name}") from None
+        raise ApiError(404, f"No such image: {shown(name)}") from None
+
+
+def shown(name: str) -> str:
+    """A name as dockerd repeats it in an error: `app` is `app:latest`; an ID, or no reference at all, as given."""
+    if name.startswith("sha256:") or all(c in "0123456789abcdef" for c in name):
+        return name
+    try:
+        return familiar(str(reference.parse(name)))
+    except UsageError:
+        return name
 
 
 def registry_auth(header: str | None) -> tuple[str, str] | None:

@@ -133,6 +133,8 @@ async def test_images_and_inspect_describe_what_is_stored(client: httpx.AsyncCli
         assert doc["Id"] == summary["Id"] and len(doc["RootFS"]["Layers"]) == 2 and doc["Os"] == "linux"
     missing = await client.get("/images/registry.test/ghost:1/json")
     assert (missing.status_code, missing.json()) == (404, {"message": "No such image: registry.test/ghost:1"})
+    for name, said in (("ghost", "ghost:latest"), ("docker.io/library/ghost", "ghost:latest"), ("abc123", "abc123")):
+        assert (await client.get(f"/images/{name}/json")).json() == {"message": f"No such image: {said}"}
 
     filtered = await client.get("/images/json", params={"filters": json.dumps({"reference": {"*/team/app": True}})})
     assert len(filtered.json()) == 1
