@@ -72,7 +72,7 @@ async def _started(stack: contextlib.AsyncExitStack, env: dict[str, str]) -> tup
     config = load_config(None, environ)
     database = Database(config.database_url)
     stack.push_async_callback(database.dispose)
-    await migrate.upgrade(database, config.database_url)
+    await migrate.upgrade(database)
     app = create_app(config, database=database)
     await stack.enter_async_context(app.router.lifespan_context(app))
     transport = httpx.ASGITransport(app=app)

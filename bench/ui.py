@@ -85,7 +85,7 @@ def rows(count: int) -> dict[Any, list[dict[str, Any]]]:
 async def fill(url: str, count: int) -> None:
     database = Database(url)
     try:
-        await migrate.upgrade(database, url)
+        await migrate.upgrade(database)
     finally:
         await database.dispose()
     engine = create_async_engine(url)

@@ -72,7 +72,7 @@ class Replicas:
             for _ in range(2):
                 database = Database(self.config.database_url)
                 stack.push_async_callback(database.dispose)
-                await migrate.upgrade(database, self.config.database_url)
+                await migrate.upgrade(database)
                 app = create_app(self.config, database=database)
                 await stack.enter_async_context(app.router.lifespan_context(app))
                 self._count_reads(app.state.services.uploads.backend)

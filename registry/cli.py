@@ -76,7 +76,7 @@ def _setup_logging(config: Config) -> None:
 async def _migrate(config: Config) -> None:
     database = Database(config.database_url)
     try:
-        await migrate.upgrade(database, config.database_url)
+        await migrate.upgrade(database)
     finally:
         await database.dispose()
 

@@ -334,24 +334,10 @@ def _auth(section: Any) -> dict[str, Any] | None:
     return {str(provider): params}
 
 
-# a URL without a driver, or with a synchronous one, gets the async driver we ship for its database
-_ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+pysqlite": "sqlite+aiosqlite",
-    "postgres": "postgresql+asyncpg",
-    "postgresql": "postgresql+asyncpg",
-    "postgresql+psycopg2": "postgresql+asyncpg",
-}
-
-
-def _async_driver(url: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return f"{_ASYNC_DRIVERS.get(scheme.lower(), scheme)}://{rest}"
-
-
 def _database_url(url: str | None, storage: StorageConfig) -> str:
+    """The URL as configured, or the default: ``registry.db.urls.resolve`` alone reads it (driver, in-memory)."""
     if url:
-        return _async_driver(url)
+        return url
     if storage.driver == "inmemory":
         return "sqlite+aiosqlite:///:memory:"  # nothing persists with inmemory storage, so neither does metadata
     # beside the blobs on a filesystem; for S3 a fixed place, never the working directory (a server started from

@@ -82,7 +82,7 @@ async def started_client(config: Config, peer: tuple[str, int] = PEER) -> AsyncI
     """A client of a freshly started app, whose requests come from ``peer``."""
     database = Database(config.database_url)
     try:
-        await migrate.upgrade(database, config.database_url)
+        await migrate.upgrade(database)
         app: Starlette = create_app(config, database=database)
         transport = httpx.ASGITransport(app=app, client=peer)
         async with (
@@ -100,7 +100,7 @@ async def migrated_by_alembic(path: Path, revision: str = "head") -> None:
     url = f"sqlite:///{path}"
     database = Database(url)
     try:
-        await migrate.upgrade(database, url, revision, via_alembic=True)
+        await migrate.upgrade(database, revision, via_alembic=True)
     finally:
         await database.dispose()
 

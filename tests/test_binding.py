@@ -32,8 +32,8 @@ def write_config(tmp_path: Path, root: str, database_url: str) -> Path:
 async def bound(config: Config, *, rebind: bool = False) -> None:
     database = Database(config.database_url)
     try:
-        await migrate.upgrade(database, config.database_url)
-        await binding.bind(database, config.database_url, config.storage, rebind=rebind)
+        await migrate.upgrade(database)
+        await binding.bind(database, config.storage, rebind=rebind)
     finally:
         await database.dispose()
 

@@ -12,6 +12,7 @@ from registry.config import load_config
 from registry.content import paths
 from registry.db import migrate
 from registry.db.engine import Database
+from registry.db.urls import resolve
 from storage_backends import create_backend
 
 
@@ -94,7 +95,7 @@ async def test_replicas_migrating_at_once_all_succeed(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
     databases = [Database(url) for _ in range(4)]
     try:
-        await asyncio.gather(*(migrate.upgrade(db, url) for db in databases))
+        await asyncio.gather(*(migrate.upgrade(db) for db in databases))
     finally:
         for db in databases:
             await db.dispose()
@@ -104,7 +105,7 @@ def test_head_revision_is_the_newest_migration() -> None:
     # a restart skips Alembic when the database is at HEAD_REVISION: it must name the newest script
     from alembic.script import ScriptDirectory
 
-    scripts = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+    scripts = ScriptDirectory.from_config(migrate.alembic_config(resolve("sqlite://")))
     assert scripts.get_current_head() == migrate.HEAD_REVISION
 
 
@@ -115,10 +116,10 @@ async def test_a_database_at_head_is_not_migrated_again(tmp_path: Path, monkeypa
     database = Database(url)
     try:
         assert await migrate.current_revision(database) is None
-        await migrate.upgrade(database, url)
+        await migrate.upgrade(database)
         assert await migrate.current_revision(database) == migrate.HEAD_REVISION
         monkeypatch.setattr(command, "upgrade", lambda *args: pytest.fail("Alembic ran on a database at head"))
-        await migrate.upgrade(database, url)
+        await migrate.upgrade(database)
     finally:
         await database.dispose()
 

@@ -22,7 +22,7 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
     db = Database(url)
     try:
-        await migrate.upgrade(db, url)
+        await migrate.upgrade(db)
         yield db
     finally:
         await db.dispose()

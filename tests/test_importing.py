@@ -101,7 +101,7 @@ async def storage(config: Config) -> AsyncIterator[StorageBackend]:
 async def database(config: Config) -> AsyncIterator[Database]:
     db = Database(config.database_url)
     try:
-        await migrate.upgrade(db, config.database_url)
+        await migrate.upgrade(db)
         yield db
     finally:
         await db.dispose()

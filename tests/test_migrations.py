@@ -52,7 +52,7 @@ async def downgrade(config: Config, revision: str) -> None:
     from alembic import command
 
     database = Database(config.database_url)
-    cfg = migrate.alembic_config(config.database_url)
+    cfg = migrate.alembic_config(database.url)
 
     def _downgrade(connection: Connection) -> None:
         cfg.attributes["connection"] = connection
@@ -69,7 +69,7 @@ async def downgrade(config: Config, revision: str) -> None:
 async def test_a_0001_database_upgrades_with_its_tags(config: Config) -> None:
     database = Database(config.database_url)
     try:
-        await migrate.upgrade(database, config.database_url, "0001")
+        await migrate.upgrade(database, "0001")
         async with database.engine.begin() as connection:
             await write_0001_rows(connection)
     finally:
@@ -99,7 +99,7 @@ async def test_the_migrated_schema_is_the_one_the_code_declares(config: Config) 
 
     database = Database(config.database_url)
     try:
-        await migrate.upgrade(database, config.database_url, via_alembic=True)
+        await migrate.upgrade(database, via_alembic=True)
         async with database.engine.connect() as connection:
             differences = await connection.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
     finally:
@@ -138,7 +138,7 @@ async def test_an_older_sqlite_database_is_left_to_alembic(tmp_path: Path) -> No
     url = f"sqlite:///{path}"
     database = Database(url)
     try:
-        await migrate.upgrade(database, url)
+        await migrate.upgrade(database)
         assert await migrate.current_revision(database) == migrate.HEAD_REVISION
     finally:
         await database.dispose()

@@ -10,12 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 
-from sqlalchemy.engine import make_url
-
 from registry.config import Config, StorageConfig
 from registry.content import distribution
 from registry.db import migrate, storage_binding
 from registry.db.engine import Database
+from registry.db.urls import shown
 from storage_backends import create_backend
 from storage_backends.base import StorageBackend
 
@@ -47,11 +46,7 @@ class StorageIdentity:
         return f"{where} at {self.endpoint or 'AWS'}"
 
 
-def _shown(database: Database, url: str) -> str:
-    return database.sqlite_path or make_url(url).render_as_string(hide_password=True)
-
-
-async def bind(database: Database, url: str, storage: StorageConfig, *, rebind: bool = False) -> None:
+async def bind(database: Database, storage: StorageConfig, *, rebind: bool = False) -> None:
     """Record the storage on a database that has none; refuse one that indexes another (``rebind``: record this
     one instead, after the storage moved). In-memory storage is never recorded: its database lives no longer."""
     if storage.driver == "inmemory":
@@ -65,7 +60,7 @@ async def bind(database: Database, url: str, storage: StorageConfig, *, rebind: 
         await database.write(lambda session: storage_binding.replace(session, asdict(wanted)))
         return
     raise BindingError(
-        f"the database {_shown(database, url)} indexes {indexed.describe()}, but the configuration names "
+        f"the database {shown(database.url)} indexes {indexed.describe()}, but the configuration names "
         f"{wanted.describe()}: set database.url to that storage's own database (or a new one, then run "
         "`registry import`), or, if this storage is a copy or a move of the other, run `registry import --rebind`"
     )
@@ -95,7 +90,7 @@ async def check_config(config: Config, config_path: str | None, *, serving: bool
     database = Database(config.database_url)
     backend = create_backend(config.storage.driver, config.storage.params)
     try:
-        await bind(database, config.database_url, config.storage)
+        await bind(database, config.storage)
         if serving:
             await check_imported(database, backend, config_path)
     finally:
@@ -113,9 +108,9 @@ async def opened(
     database = Database(url)
     backend = create_backend(config.storage.driver, config.storage.params)
     try:
-        await migrate.upgrade(database, url)
+        await migrate.upgrade(database)
         if bound:
-            await bind(database, url, config.storage, rebind=rebind)
+            await bind(database, config.storage, rebind=rebind)
         yield database, backend
     finally:
         await database.dispose()

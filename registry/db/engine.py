@@ -6,22 +6,18 @@ aiosqlite and the ORM with it) is never built."""
 from __future__ import annotations
 
 import asyncio
-import atexit
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection
 
 from registry.db.guarded import GuardedWriter, guarded
 from registry.db.sessions import Reader, Writer
 from registry.db.sqlite import ThreadedReader, WriteThread, sync_engine, take_over_transactions
+from registry.db.urls import resolve, sqlite_file
 
 _T = TypeVar("_T")
 # what reaching PostgreSQL raises when it is down or unreachable: asyncpg's own connect gives plain OSErrors
@@ -31,36 +27,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 
-def _ensure_sqlite_directory(url: URL) -> None:
-    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-
-
-@cache
-def _process_database_file() -> str:
-    """In-memory SQLite is per connection; the inmemory storage driver gets a throwaway file for this process."""
-    directory = tempfile.mkdtemp(prefix="registry-db-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return f"{directory}/registry.db"
-
-
-def _resolve(url: str) -> URL:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        return parsed.set(database=_process_database_file())
-    return parsed
-
-
 def sqlite_path(url: str) -> str | None:
     """The SQLite database's file (or ``file:`` URI) that ``url`` names, its directory made; None for PostgreSQL."""
-    return _sqlite_file(_resolve(url))
-
-
-def _sqlite_file(parsed: URL) -> str | None:
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    _ensure_sqlite_directory(parsed)
-    return str(parsed.database)
+    return sqlite_file(resolve(url))
 
 
 def _async_engine(url: URL, is_sqlite: bool) -> AsyncEngine:
@@ -77,9 +46,9 @@ class DatabaseUnavailable(Exception):
 
 
 class Database:
-    def __init__(self, url: str) -> None:
-        parsed = self._url = _resolve(url)
-        self.sqlite_path = _sqlite_file(parsed)  # the SQLite database's file (or ``file:`` URI); None on PostgreSQL
+    def __init__(self, url: str | URL) -> None:
+        parsed = self.url = resolve(url)  # what Alembic and every message take too: never rewritten again
+        self.sqlite_path = sqlite_file(parsed)  # the SQLite database's file (or ``file:`` URI); None on PostgreSQL
         self.is_sqlite = self.sqlite_path is not None
         self._engine: AsyncEngine | None = None
         self._reader: ThreadedReader | None = None
@@ -97,7 +66,7 @@ class Database:
     def engine(self) -> AsyncEngine:
         """The async engine (built at first use): PostgreSQL's sessions and migrations."""
         if self._engine is None:
-            self._engine = _async_engine(self._url, self.is_sqlite)
+            self._engine = _async_engine(self.url, self.is_sqlite)
         return self._engine
 
     @asynccontextmanager

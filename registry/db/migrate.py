@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 
 import migrations
@@ -31,12 +31,13 @@ HEAD_REVISION = "0008"
 SQLITE_HEAD_SCHEMA = MIGRATIONS_DIR / "sqlite_head.sql"
 
 
-def alembic_config(url: str) -> AlembicConfig:
+def alembic_config(url: URL) -> AlembicConfig:
+    """Alembic's configuration for a database at ``url``, as ``registry.db.urls.resolve`` made it (``Database.url``)."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
     return cfg
 
 
@@ -96,13 +97,13 @@ async def at_head(database: Database) -> bool:
     return await current_revision(database) == HEAD_REVISION
 
 
-async def upgrade(database: Database, url: str, revision: str = "head", *, via_alembic: bool = False) -> None:
+async def upgrade(database: Database, revision: str = "head", *, via_alembic: bool = False) -> None:
     """To ``revision``; to head, a new SQLite database takes the head schema directly, unless ``via_alembic``."""
     if revision == "head" and not via_alembic and await at_head(database):
         return
     from alembic import command
 
-    cfg = alembic_config(url)
+    cfg = alembic_config(database.url)
 
     def _upgrade(connection: Connection) -> None:
         cfg.attributes["connection"] = connection
@@ -124,7 +125,7 @@ async def _write_sqlite_head_schema() -> None:
         url = f"sqlite:///{directory}/head.db"
         database = Database(url)
         try:
-            await upgrade(database, url, via_alembic=True)
+            await upgrade(database, via_alembic=True)
         finally:
             await database.dispose()
         with closing(sqlite3.connect(f"{directory}/head.db")) as connection:

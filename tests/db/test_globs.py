@@ -44,7 +44,7 @@ EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
-    await migrate.upgrade(database, database_url)
+    await migrate.upgrade(database)
 
     async def insert(session: Writer) -> None:
         for name in NAMES:

@@ -21,7 +21,7 @@ HOUR = 3600.0
 async def workers(url: str, count: int) -> AsyncIterator[list[Database]]:
     """``count`` workers' own connections to one migrated database, as separate processes would hold them."""
     databases = [Database(url) for _ in range(count)]
-    await migrate.upgrade(databases[0], url)
+    await migrate.upgrade(databases[0])
     try:
         yield databases
     finally:

@@ -18,7 +18,7 @@ from registry.db.sqlite import ThreadedReader
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
     url = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
     database = Database(url)
-    await migrate.upgrade(database, url)
+    await migrate.upgrade(database)
     await database.write(lambda session: queries.ensure_repository(session, "library/app"))
     yield database
     await database.dispose()

@@ -16,7 +16,7 @@ from registry.db.sessions import ForeignAwaitInTransaction, Writer
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
-    await migrate.upgrade(database, database_url)
+    await migrate.upgrade(database)
     yield database
     await database.dispose()
 

@@ -87,7 +87,7 @@ async def test_two_workers_deliver_each_event_once(database_url: str) -> None:
     db = Database(database_url)
     receiver = Receiver().start()
     try:
-        await migrate.upgrade(db, database_url)
+        await migrate.upgrade(db)
         now = utcnow()
         rows = [outbox_row("hook", Event("push", Target(f"r{n}"), Source("s")).encoded(), now) for n in range(15)]
         await db.write(lambda session: outbox.add(session, rows))

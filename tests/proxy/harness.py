@@ -58,7 +58,7 @@ async def mirror(tmp_path: Path, **env: str) -> AsyncIterator[tuple[httpx.AsyncC
         config = make_config(tmp_path / "cache", "filesystem", **env)
         database = Database(config.database_url)
         try:
-            await migrate.upgrade(database, config.database_url)
+            await migrate.upgrade(database)
             app = create_app(config, database=database, upstream_transport=upstream)
             async with (
                 app.router.lifespan_context(app),

@@ -17,7 +17,7 @@ NAMES = ["a/app", "a/db", "b/app", "b/tool", "c", "c-app", "team_app"]
 async def _page(url: str, search: str, last: str | None, limit: int, within: NameSet | None) -> list[str]:
     database = Database(url)
     try:
-        await migrate.upgrade(database, url)
+        await migrate.upgrade(database)
         async with database.read() as session:
             rows = await ui_queries.repository_page(session, search, last, limit, within)
     finally:
