@@ -53,7 +53,7 @@ from registry.proxy.cache import PullThrough
 from registry.proxy.config import ProxyConfig
 from registry.proxy.namespace import ProxyNamespaces
 from registry.routes import api_routes
-from registry.ui.gc_status import LAST_RUN
+from registry.ui.gc_status import LastRun
 from registry.ui.settings import UiSettings
 from storage_backends import StorageBackend, StorageError, create_backend
 
@@ -171,7 +171,8 @@ def create_app(
         tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
         tasks += [retention_until(stop, db, policies, events=events)] if policies.deletes_tags and writable else []
         collector.observers += [observe_gc] if measuring else []
-        collector.observers.append(LAST_RUN.record)  # the UI's garbage collection page
+        app.state.last_gc = LastRun()  # the UI's garbage collection page shows it
+        collector.observers.append(app.state.last_gc.record)
         tasks += [TALLY.flush_until(stop)] if measuring else []
         if health is not None:  # registry.events.health
             add_checks(health, config, store, db)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from registry.db import queries, ui_queries
 from registry.names import is_valid_tag
-from registry.ui import gc_status
+from registry.ui.gc_status import LastRun
 from registry.ui.pages import _digest
 from registry.ui.visit import UiError, Visit
 
@@ -24,8 +24,8 @@ def _next(visit: Visit, target: str) -> str:
 
 async def login_form(visit: Visit) -> Response:
     target = _next(visit, visit.request.query_params.get("next", ""))
-    if visit.viewer is not None and visit.viewer.user is not None:
-        return visit.redirect(target)
+    if not visit.ui.accounts.required or (visit.viewer is not None and visit.viewer.user is not None):
+        return visit.redirect(target)  # nobody needs to sign in, or this user has
     return visit.render("login.html", {"next": target, "failed": False})
 
 
@@ -33,6 +33,8 @@ async def login(visit: Visit) -> Response:
     fields = await visit.form()
     target, user = _next(visit, fields.get("next", "")), fields.get("username", "")
     accounts = visit.ui.accounts
+    if not accounts.required:
+        return visit.redirect(target)
     if not accounts.can_sign_in:
         raise UiError(403, "This registry's users sign in with another service; the UI cannot sign them in.")
     if not await accounts.verify(user, fields.get("password", "")):
@@ -92,5 +94,6 @@ async def gc(visit: Visit) -> Response:
     async with visit.services.db.read() as session:
         counts = await ui_queries.queue_counts(session)
     config = visit.services.config.storage
-    context = {"counts": counts, "gc": config.gc, "read_only": config.read_only, "last": gc_status.LAST_RUN.latest}
+    runs: LastRun | None = getattr(visit.request.app.state, "last_gc", None)
+    context = {"counts": counts, "gc": config.gc, "read_only": config.read_only, "last": runs and runs.latest}
     return visit.render("gc.html", context)

@@ -1,4 +1,5 @@
-"""The collector's last run in this process, for the UI's status page (the app adds ``record`` to its observers)."""
+"""The collector's last run in this process, for the UI's status page (the app keeps one in ``app.state.last_gc``
+and adds its ``record`` to the collector's observers)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,3 @@ class LastRun:
 
     def record(self, report: Report, seconds: float) -> None:
         self.latest = Run(utcnow(), seconds, report)
-
-
-LAST_RUN = LastRun()

@@ -13,7 +13,7 @@ from registry.digests import Digest, looks_like_digest
 from registry.errors import RegistryError
 from registry.forwarded import base_url
 from registry.manifests import INDEX_TYPES
-from registry.names import NAME_MAX_LENGTH
+from registry.names import NAME_MAX_LENGTH, is_valid_tag
 from registry.ui import details
 from registry.ui.visit import UiError, Visit
 
@@ -31,10 +31,17 @@ def _count(params: QueryParams, key: str, default: int, maximum: int) -> int:
     return int(raw)
 
 
+def _text(params: QueryParams, key: str) -> str:
+    value = params.get(key, "")
+    if "\x00" in value:  # no name holds one, and PostgreSQL takes none in a string
+        raise UiError(400, f"{key} must not contain NUL.")
+    return value
+
+
 async def repositories(visit: Visit) -> Response:
     params = visit.request.query_params
-    search = params.get("q", "").strip().lower()[:NAME_MAX_LENGTH]
-    n, last = _count(params, "n", PAGE, MAX_PAGE), params.get("last") or None
+    search = _text(params, "q").strip().lower()[:NAME_MAX_LENGTH]
+    n, last = _count(params, "n", PAGE, MAX_PAGE), _text(params, "last") or None
     async with visit.services.db.read() as session:
         rows = await ui_queries.repository_page(session, search, last, n + 1, visit.seen().visible)
     more = urlencode({"q": search, "n": n, "last": rows[n - 1].name}) if len(rows) > n else None
@@ -63,7 +70,8 @@ async def tags(visit: Visit) -> Response:
     shown = [(row, details.index_platforms(row.payload, row.media_type)) for row in rows[:TAGS_PAGE]]
     context = {"name": name, "rows": shown, "total": total, "sort": sort, "order": order, "page": number}
     context |= {"more": len(rows) > TAGS_PAGE, "host": pull_host(visit), "may_delete": visit.may_delete(name)}
-    context["deleted"] = params.get("deleted", "")
+    deleted = params.get("deleted", "")
+    context["deleted"] = deleted if is_valid_tag(deleted) or looks_like_digest(deleted) else ""
     return visit.render("tags.html", context)
 
 

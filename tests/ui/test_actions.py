@@ -12,6 +12,7 @@ import httpx
 
 from tests.api_helpers import (
     OCI_MANIFEST,
+    app_of,
     descriptor,
     digest_of,
     encode,
@@ -20,6 +21,7 @@ from tests.api_helpers import (
     push_image,
     put_manifest,
 )
+from tests.events.notifying import endpoint, notifying, notifying_client, outbox_events, summary
 from tests.ui.helpers import FORM, csrf_of, push_index, ui_client
 from tests.ui.test_auth import USERS, sign_in, token_service
 
@@ -140,3 +142,23 @@ async def test_the_gc_page_shows_the_queues_and_the_settings(tmp_path: Path) -> 
         assert page.status_code == 200
         assert "enabled, every 3600.0 s" in page.text
         assert "has not run in this worker" in page.text
+
+
+async def test_the_gc_page_shows_the_last_run_of_this_worker(tmp_path: Path) -> None:
+    async with ui_client(tmp_path, REGISTRY_STORAGE_GC_DELAY="0s", REGISTRY_STORAGE_GC_LEASE="0s") as client:
+        await push_image(client, "app", "v1")
+        page = await client.get("/r/app")
+        await _delete_tag(client, "app", "v1", csrf_of(page))
+        await app_of(client).state.collector.run_once()
+        gc = await client.get("/gc")
+        last = gc.text.split('id="last-run"', 1)[1].split("</p>", 1)[0]
+        assert "Finished" in last and "after 3 review(s)" in last  # the manifest and its two blobs
+
+
+async def test_a_delete_from_the_ui_is_notified_like_one_from_the_api(tmp_path: Path, database_url: str) -> None:
+    async with notifying_client(notifying(tmp_path, database_url, endpoint("hook"))) as client:
+        _, digest = await push_image(client, "app", "v1")
+        page = await client.get("/r/app")
+        assert (await _delete_tag(client, "app", "v1", csrf_of(page))).status_code == 303
+        deleted = [event for event in await outbox_events(client) if event["action"] == "delete"]
+        assert summary(deleted) == [("delete", "app", "v1")]

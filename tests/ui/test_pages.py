@@ -202,3 +202,26 @@ async def test_the_static_files_are_served_and_pages_name_nothing_elsewhere(tmp_
             assert "default-src 'self'" in page.headers["content-security-policy"]
         assert "body" in (await client.get("/static/ui.css")).text
         assert "addEventListener" in (await client.get("/static/ui.js")).text
+
+
+@pytest.mark.parametrize("params", [{"last": "a\x00b"}, {"q": "a\x00"}])
+async def test_a_nul_in_the_query_is_a_400_page(tmp_path: Path, database_url: str, params: dict[str, str]) -> None:
+    async with ui_client(tmp_path, database_url) as client:
+        await push_image(client, "app", "v1")
+        page = await client.get("/", params=params)
+        assert page.status_code == 400
+        assert "must not contain NUL" in page.text
+
+
+async def test_only_a_tag_or_a_digest_is_shown_as_deleted(tmp_path: Path) -> None:
+    async with ui_client(tmp_path) as client:
+        await push_image(client, "app", "v1")
+        assert "Deleted v0." in (await client.get("/r/app?deleted=v0")).text
+        page = await client.get("/r/app", params={"deleted": "your account, call +1 555"})
+        assert "Deleted" not in page.text and "555" not in page.text
+
+
+async def test_without_authentication_the_sign_in_page_goes_home(tmp_path: Path) -> None:
+    async with ui_client(tmp_path) as client:
+        page = await client.get("/login", params={"next": "/r/app"})
+        assert page.status_code == 303 and page.headers["location"] == "/r/app"
