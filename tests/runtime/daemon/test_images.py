@@ -3,10 +3,14 @@ images/json and inspect describe what is stored, tag and rmi change it; errors a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import json
-from collections.abc import AsyncIterator
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -254,3 +258,62 @@ async def test_push_takes_credentials_from_x_registry_auth_and_reports_a_refusal
     header = auth({"username": "alice", "password": "s3cret"})
     pushed = lines(await client.post(f"/images/{APP}/push", params={"tag": "v1"}, headers=header))
     assert pushed[-1]["aux"]["Tag"] == "v1"
+
+
+class GatedStream(httpx.SyncByteStream):
+    """A blob that sends its first bytes, then the rest only once `gate` is set."""
+
+    def __init__(self, data: bytes, gate: threading.Event) -> None:
+        self.data, self.gate = data, gate
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data[:100]
+        self.gate.wait(60)
+        yield self.data[100:]
+
+
+async def test_a_client_that_leaves_stops_the_pull(
+    daemon: Daemon, fake: UploadingRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = os.urandom(300_000)
+    publish(fake, "team/app", "v1", [tar_bytes([file("big", big)])])
+    layer = next(d for d, b in fake.blobs.items() if b[:2] == b"\x1f\x8b")
+    relays: list[threading.Event] = []  # the relay's "the client went away" flag: the blob waits for it
+
+    class Recorded(threading.Event):
+        def __init__(self) -> None:
+            super().__init__()
+            relays.append(self)
+
+    monkeypatch.setattr(image_routes, "threading", SimpleNamespace(Event=Recorded))
+    plain_blob = fake._blob
+    monkeypatch.setattr(
+        fake,
+        "_blob",
+        lambda r, d: (
+            httpx.Response(200, stream=GatedStream(fake.blobs[d], relays[0])) if d == layer else plain_blob(r, d)
+        ),
+    )
+    ended: list[BaseException | None] = []
+    done = threading.Event()
+    real_pull = pull_module.pull
+
+    def pull_and_tell(*args: Any, **kw: Any) -> Any:
+        try:
+            return real_pull(*args, **kw)
+        except BaseException as exc:
+            ended.append(exc)
+            raise
+        finally:
+            done.set()
+
+    monkeypatch.setattr(pull_module, "pull", pull_and_tell)
+    await daemon.start(image_routes.ROUTES)
+    reader, writer = await asyncio.open_unix_connection(str(daemon.socket))
+    writer.write(b"POST /v1.41/images/create?fromImage=registry.test/team/app&tag=v1 HTTP/1.1\r\nHost: d\r\n\r\n")
+    assert b"Pulling from team/app" in await reader.readuntil(b"}\n")
+    writer.close()
+    assert await asyncio.to_thread(done.wait, 60)
+    assert len(ended) == 1 and isinstance(ended[0], ConnectionError)
+    store = daemon.context.store
+    assert store.images() == {} and os.listdir(store.tmp) == [] and list(store.layers.iterdir()) == []
