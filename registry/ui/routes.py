@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from registry.auth.build import Auth
-from registry.config import Config
+from registry.config import Config, ConfigError
 from registry.ui import actions, pages
 from registry.ui.render import HERE
 from registry.ui.session import Sessions, session_key
@@ -63,4 +63,15 @@ def ui_routes(config: Config, auth: Auth, settings: UiSettings) -> list[BaseRout
         route(f"{REPO}/tags/{{tag}}/delete", actions.delete_tag, "tag_delete", "POST"),
         route(REPO, pages.tags, "tags"),
     ]
+    _check_token_path(auth, config.http.prefix, routes)
     return routes
+
+
+def _check_token_path(auth: Auth, prefix: str, routes: list[BaseRoute]) -> None:
+    """The token service's path is served first: a UI page at the same path could never be reached."""
+    if auth.token_service is None:
+        return
+    path = auth.token_service.server.path
+    taken = [route for route in routes if isinstance(route, Route) and route.path == path]
+    if taken:
+        raise ConfigError("ui.path", f"{prefix}{path} is the token service's (auth.token.server.path): move one")

@@ -10,6 +10,7 @@ import pytest
 from registry.app import create_app
 from registry.config import ConfigError
 from tests.api_helpers import assert_error, push_image
+from tests.auth.helpers import config_with
 from tests.conftest import make_config
 from tests.ui.helpers import ui_client
 
@@ -45,3 +46,12 @@ def test_a_ui_path_below_v2_or_not_a_path_is_refused(tmp_path: Path, path: str) 
     config = make_config(tmp_path, "inmemory", REGISTRY_UI_PATH=path)
     with pytest.raises(ConfigError, match=r"ui\.path"):
         create_app(config)  # as serve builds it: a mistake stops the start
+
+
+def test_a_ui_page_at_the_token_services_path_is_refused(tmp_path: Path) -> None:
+    server = {"key": str(tmp_path / "key.pem"), "path": "/login"}
+    config = config_with(tmp_path, {"token": {"service": "s", "issuer": "i", "server": server}})
+    with pytest.raises(ConfigError, match=r"ui\.path.*token service"):
+        create_app(config)
+    moved = config_with(tmp_path, {"token": {"service": "s", "issuer": "i", "server": server}}, ui={"path": "/ui/"})
+    create_app(moved)
