@@ -249,6 +249,7 @@ def test_the_ui_in_a_browser(
     page.shot("outsider")
     page.open("/r/e2e/app")
     assert "No such repository." in page.find("main").text
+    page.shot("not-found")
     page.open("/?q=e2e")
     assert page.all("#repositories") == []
 
