@@ -16,6 +16,8 @@ import threading
 from pathlib import Path
 
 from . import containers
+from .console import ConsoleSocket, feed_input
+from .console import copy_output as console_copy
 from .logs import LogWriter
 from .ociruntime import OciRuntime, become_subreaper
 from .store import Store
@@ -37,15 +39,19 @@ def main(argv: list[str]) -> int:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid_file = container.dir / "pid"
+    console = ConsoleSocket(container.dir) if container.options.get("tty") else None
+    terminal, bundle = (console.args() if console else []), str(container.dir)
     proc = subprocess.run(
-        runtime.command("run", "--detach", "--pid-file", str(pid_file), "--bundle", str(container.dir), container_id),
+        runtime.command("run", "--detach", *terminal, "--pid-file", str(pid_file), "--bundle", bundle, container_id),
         stdin=None,  # ours: /dev/null from `runtime run -d`, a pipe from the daemon for `docker run -i`
         stdout=out_w,
         stderr=err_w,
         check=False,
+        cwd=container.dir,  # the bundle, and where a console socket's relative name is found
     )
     os.close(out_w)
     os.close(err_w)
+    master = _terminal(console, proc.returncode == 0) if console is not None else None
     if proc.returncode != 0:
         os.close(out_r)
         with os.fdopen(err_r, "rb") as err:
@@ -62,6 +68,9 @@ def main(argv: list[str]) -> int:
         threading.Thread(target=log.copy, args=(stream, os.fdopen(fd, "rb")), daemon=True)
         for stream, fd in (("stdout", out_r), ("stderr", err_r))
     ]
+    if master is not None:
+        copiers.append(threading.Thread(target=console_copy, args=(master, log), daemon=True))
+        threading.Thread(target=feed_input, args=(sys.stdin.fileno(), master), daemon=True).start()
     for t in copiers:
         t.start()
     exit_code = reap(pid)
@@ -70,6 +79,15 @@ def main(argv: list[str]) -> int:
     log.close()
     containers.finish(store, containers.load(store, container_id), runtime, exit_code)
     return 0
+
+
+def _terminal(console: ConsoleSocket, started: bool) -> int | None:
+    try:
+        return console.receive() if started else None
+    except OSError:
+        return None  # the container runs; its output is lost rather than the run failed
+    finally:
+        console.close()
 
 
 def reap(pid: int) -> int:

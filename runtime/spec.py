@@ -46,6 +46,8 @@ class RunOptions:
     pids_limit: int | None = None
     rm: bool = False
     detach: bool = False
+    tty: bool = False  # a pseudo-terminal (the daemon's `docker run -t`): runc's console socket, the monitor's copy
+    console_size: list[int] | None = None  # [height, width] of that terminal from the start
 
 
 def command_line(image: dict[str, Any], opts: RunOptions) -> list[str]:
@@ -152,6 +154,13 @@ def image_annotations(image: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def console_size(opts: RunOptions) -> dict[str, Any]:
+    if not opts.tty or not opts.console_size:
+        return {}
+    height, width = opts.console_size
+    return {"consoleSize": {"height": height, "width": width}}
+
+
 def build(
     *,
     container_id: str,
@@ -175,7 +184,8 @@ def build(
     return {
         "ociVersion": OCI_VERSION,
         "process": {
-            "terminal": False,
+            **console_size(opts),
+            "terminal": opts.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
             "args": command_line(image, opts),
             "env": environment(image, opts, hostname, user, host_env),

@@ -8,8 +8,13 @@ nothing to do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
+import os
 import re
+import struct
+import termios
 from collections.abc import AsyncIterator
 
 from .. import containers, reference
@@ -119,8 +124,27 @@ async def remove(request: Request) -> Reply:
 
 
 async def resize(request: Request) -> Reply:
-    await find_or_404(request)
+    """The terminal's size (a no-op without one): set on the container's own terminal, which signals SIGWINCH."""
+    container = await find_or_404(request)
+    height, width = request.query.int("h", 0) or 0, request.query.int("w", 0) or 0
+    if not (0 <= height < 1 << 16 and 0 <= width < 1 << 16):
+        raise ApiError(400, f"invalid terminal size {height}x{width}")
+    pid = container.pid()
+    if dockerconfig.flag(container, "Tty") and container.running() and pid is not None:
+        await asyncio.to_thread(set_window_size, pid, height, width)
     return empty(200)
+
+
+def set_window_size(pid: int, height: int, width: int) -> None:
+    try:
+        fd = os.open(f"/proc/{pid}/fd/0", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return  # gone meanwhile, or its stdin is no longer the terminal
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+    finally:
+        os.close(fd)
 
 
 async def inspect(request: Request) -> Reply:

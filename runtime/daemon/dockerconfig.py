@@ -50,6 +50,16 @@ def container_name(name: str | None) -> str | None:
     return name.lstrip("/")
 
 
+def console_size(host: dict[str, Any]) -> list[int] | None:
+    """HostConfig.ConsoleSize, [height, width]: the client's terminal, so a tty starts at its size."""
+    size = host.get("ConsoleSize")
+    if size is None:
+        return None
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 <= n < 1 << 16 for n in size)):
+        raise ApiError(400, "HostConfig.ConsoleSize: expected [height, width]")
+    return size if all(size) else None
+
+
 def network_of(host: dict[str, Any]) -> str:
     mode = host.get("NetworkMode") or ""
     if not isinstance(mode, str) or mode not in NETWORKS:
@@ -70,10 +80,16 @@ def run_options(body: Any, name: str | None) -> RunOptions:
     for key in ("WorkingDir", "User"):
         if not isinstance(body.get(key) or "", str):
             raise ApiError(400, f"{key}: expected a string")
+    tty = bool(body.get("Tty"))
+    env = string_list(body, "Env") or []
+    if tty and not any(item.startswith("TERM=") for item in env):
+        env = ["TERM=xterm", *env]  # as dockerd sets for a terminal
     return RunOptions(
         command=command,
         entrypoint=(entrypoint[0] if entrypoint else "") if entrypoint is not None else None,
-        env=string_list(body, "Env") or [],
+        env=env,
+        tty=tty,
+        console_size=console_size(host),
         volumes=string_list(host, "Binds") or [],
         workdir=body.get("WorkingDir") or None,
         user=body.get("User") or None,

@@ -5,15 +5,18 @@ request gets docker's error at once. The image comes from our registry through t
 from __future__ import annotations
 
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .daemons import docker_cli
 from .procs import remove_tree, require_root, short_tmpdir, wait_until
 from .runtime_cli import RuntimeCli
 from .runtime_daemon import RuntimeDaemon
 from .server import RegistryServer
+from .terminal import Terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -60,6 +63,28 @@ def test_run_rm_splits_stdout_and_stderr_and_passes_the_exit_code(daemon: Runtim
 def test_run_i_feeds_piped_stdin_and_closes_it(daemon: RuntimeDaemon, image: str) -> None:
     proc = daemon.docker("run", "--rm", "-i", image, "sh", "-c", "cat; echo done", input="line 1\nline 2\n")
     assert proc.stdout == "line 1\nline 2\ndone\n"
+
+
+def test_run_t_gives_the_container_a_terminal(daemon: RuntimeDaemon, image: str) -> None:
+    proc = daemon.docker("run", "--rm", "-t", image, "sh", "-c", "tty; echo $TERM; exit 5", check=False)
+    assert (proc.returncode, proc.stdout) == (5, "/dev/pts/0\nxterm\n")  # text mode reads \r\n as \n
+
+
+def test_run_it_on_a_terminal_reads_keys_and_takes_the_window_size(daemon: RuntimeDaemon, image: str) -> None:
+    # docker 20.10 sends no ConsoleSize: its resize follows the start, so the shell waits for the size to arrive
+    wait_for_size = 'until [ "$(busybox stty size 2>/dev/null)" = "31 97" ]; do busybox usleep 20000; done'
+    script = f"{wait_for_size}; echo ready; busybox stty size; read x; echo got $x"
+    with Terminal(rows=31, cols=97) as term:
+        proc = subprocess.Popen(
+            [docker_cli(), "run", "--rm", "-it", image, "sh", "-c", script],
+            env=daemon.env, stdin=term.slave, stdout=term.slave, stderr=term.slave, start_new_session=True,
+        )  # fmt: skip
+        term.close_slave()
+        seen = term.read_until(b"ready")
+        term.write(b"hello\r")
+        seen += term.read_to_end()
+        assert proc.wait(timeout=60) == 0
+    assert b"31 97" in seen and b"got hello" in seen
 
 
 def test_detached_then_logs_follow_ps_stop_rm(daemon: RuntimeDaemon, image: str) -> None:

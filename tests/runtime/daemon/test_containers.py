@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from runtime import spec
 from runtime.daemon import dockerconfig
 from runtime.daemon.http import ApiError
 from runtime.store import write_json_atomic
@@ -143,3 +144,22 @@ def test_the_create_body_maps_onto_run_options() -> None:
     assert dockerconfig.run_options({"Image": "x", "HostConfig": {"NetworkMode": "default"}}, None).network == "none"
     with pytest.raises(ApiError):
         dockerconfig.run_options({"Image": "x", "Env": [1]}, None)
+
+
+def test_a_tty_asks_for_a_terminal_of_the_clients_size_and_term_xterm() -> None:
+    opts = dockerconfig.run_options({"Image": "x", "Tty": True, "HostConfig": {"ConsoleSize": [31, 97]}}, None)
+    assert (opts.tty, opts.console_size, opts.env) == (True, [31, 97], ["TERM=xterm"])
+    assert spec.console_size(opts) == {"consoleSize": {"height": 31, "width": 97}}
+    plain = dockerconfig.run_options({"Image": "x", "HostConfig": {"ConsoleSize": [0, 0]}}, None)
+    assert (plain.tty, plain.console_size, plain.env, spec.console_size(plain)) == (False, None, [], {})
+    with pytest.raises(ApiError):
+        dockerconfig.run_options({"Image": "x", "HostConfig": {"ConsoleSize": [1, "wide"]}}, None)
+
+
+async def test_resize_without_a_terminal_is_a_no_op_and_a_bad_size_a_400(started: Daemon) -> None:
+    write_container(started, EXITED)
+    async with started.client() as client:
+        ok = await client.post("/v1.41/containers/web/resize", params={"h": "31", "w": "97"})
+        bad = await client.post("/v1.41/containers/web/resize", params={"h": "-1", "w": "97"})
+        junk = await client.post("/v1.41/containers/web/resize", params={"h": "tall"})
+    assert (ok.status_code, bad.status_code, junk.status_code) == (200, 400, 400)
