@@ -81,8 +81,9 @@ async def follow(
 
 
 def supervisor(request: Request) -> Supervisor:
-    found = request.context.extras.get("supervisor")
-    assert isinstance(found, Supervisor)
+    found = request.context.supervisor
+    if found is None:
+        raise ApiError(501, "this daemon runs no containers")
     return found
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..store import Store
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
 
 
 @dataclass
@@ -13,4 +17,4 @@ class Context:
     store: Store
     settings: Settings
     started: float = 0.0
-    extras: dict[str, object] = field(default_factory=dict)
+    supervisor: Supervisor | None = None  # the containers' exits and stdin (main.py makes it)

@@ -51,9 +51,8 @@ def secure_socket(path: Path, group: str | None) -> None:
 
 
 async def serve(socket_path: Path, store: Store, settings: Settings, group: str | None = None) -> None:
-    context = Context(store, settings, started=time.time())
     supervisor = Supervisor(store, settings)
-    context.extras["supervisor"] = supervisor
+    context = Context(store, settings, started=time.time(), supervisor=supervisor)
     await supervisor.recover()
     router = Router(routes(), context)
     prepare_socket(socket_path)

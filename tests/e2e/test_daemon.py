@@ -60,6 +60,13 @@ def test_run_rm_splits_stdout_and_stderr_and_passes_the_exit_code(daemon: Runtim
     assert daemon.docker("ps", "-aq").stdout == ""  # --rm removed it
 
 
+def test_run_of_a_missing_image_pulls_it_first(daemon: RuntimeDaemon, image: str) -> None:
+    daemon.docker("rmi", image)
+    proc = daemon.docker("run", "--rm", image, "sh", "-c", "echo pulled")
+    assert proc.stdout == "pulled\n"
+    assert f"Unable to find image '{image}' locally" in proc.stderr  # create's 404, then images/create, then create
+
+
 def test_run_i_feeds_piped_stdin_and_closes_it(daemon: RuntimeDaemon, image: str) -> None:
     proc = daemon.docker("run", "--rm", "-i", image, "sh", "-c", "cat; echo done", input="line 1\nline 2\n")
     assert proc.stdout == "line 1\nline 2\ndone\n"

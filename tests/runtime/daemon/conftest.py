@@ -63,6 +63,6 @@ async def daemon(short_dir: Path) -> AsyncIterator[Daemon]:
 @pytest.fixture
 async def started(daemon: Daemon) -> Daemon:
     """The daemon serving the container routes, with its supervisor."""
-    daemon.context.extras["supervisor"] = Supervisor(daemon.context.store, daemon.context.settings)
+    daemon.context.supervisor = Supervisor(daemon.context.store, daemon.context.settings)
     await daemon.start(container_routes.ROUTES)
     return daemon

@@ -22,8 +22,8 @@ ATTACH = (
 
 
 def supervisor(daemon: Daemon) -> Supervisor:
-    found = daemon.context.extras["supervisor"]
-    assert isinstance(found, Supervisor)
+    found = daemon.context.supervisor
+    assert found is not None
     return found
 
 
