@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, union
@@ -76,60 +76,51 @@ def _visible(query: Select[Any], within: NameSet | None) -> Select[Any] | None:
     return query.where(or_(*branches)) if branches else None
 
 
+def _per_repository() -> tuple[Any, ...]:
+    """Each listed repository's aggregates, as scalar subqueries: computed for the rows of the page only (an index
+    range each), in the one statement that pages. On PostgreSQL (analyzed) a page of 50 took 1.5 ms and 1,000
+    took 53 ms, against 7 and 75-90 ms for the page then its aggregates grouped over its ids (bench/ui.py)."""
+    repo_id = repositories.c.id
+    in_repo = tags.c.repository_id == repo_id
+    sized = (
+        select(func.sum(blobs.c.size))
+        .select_from(repository_blobs.join(blobs, blobs.c.digest == repository_blobs.c.blob_digest))
+        .where(repository_blobs.c.repository_id == repo_id)
+    )
+    pushed = select(func.max(manifests.c.created_at)).where(manifests.c.repository_id == repo_id)
+    return (
+        select(func.count()).select_from(tags).where(in_repo).scalar_subquery().label("tag_count"),
+        select(func.max(tags.c.updated_at)).where(in_repo).scalar_subquery().label("tagged"),
+        sized.scalar_subquery().label("size"),
+        pushed.scalar_subquery().label("pushed"),
+    )
+
+
 async def repository_page(
     session: Reader, search: str, last: str | None, limit: int, within: NameSet | None = None
 ) -> list[RepositoryRow]:
     """Up to ``limit`` repositories after ``last`` whose name holds ``search``, in name order, only ``within``."""
     name = repositories.c.name
-    query = _visible(select(repositories.c.id, name).order_by(name).limit(limit), within)
+    query = _visible(select(name, *_per_repository()).order_by(name).limit(limit), within)
     if query is None:
         return []
     if search:
         query = query.where(name.contains(search, autoescape=True))
     if last is not None:
         query = query.where(name > last)
-    rows = (await session.execute(query)).all()
-    ids = [row.id for row in rows]
-    if not ids:
-        return []
-    counted = await _tag_stats(session, ids)
-    sizes = await _sums(session, select(repository_blobs.c.repository_id, func.sum(blobs.c.size)), ids)
-    pushed = dict((await session.execute(_latest_manifests(ids))).all())
-    return [_repository_row(row.id, row.name, counted, sizes, pushed) for row in rows]
+    return [_repository_row(row) for row in (await session.execute(query)).all()]
 
 
-def _repository_row(
-    repo_id: int, name: str, counted: dict[int, tuple[int, Any]], sizes: dict[int, int], pushed: dict[int, Any]
-) -> RepositoryRow:
-    count, tagged = counted.get(repo_id, (0, None))
-    times = [time for time in (tagged, pushed.get(repo_id)) if time is not None]
-    return RepositoryRow(name, count, sizes.get(repo_id, 0), max(times) if times else None)
+def _repository_row(row: Any) -> RepositoryRow:
+    times = [_aware(time) for time in (row.tagged, row.pushed) if time is not None]
+    return RepositoryRow(row.name, int(row.tag_count or 0), int(row.size or 0), max(times) if times else None)
 
 
-async def _tag_stats(session: Reader, ids: list[int]) -> dict[int, tuple[int, Any]]:
-    query = (
-        select(tags.c.repository_id, func.count(), func.max(tags.c.updated_at))
-        .where(tags.c.repository_id.in_(ids))
-        .group_by(tags.c.repository_id)
-    )
-    return {repo_id: (count, latest) for repo_id, count, latest in (await session.execute(query)).all()}
-
-
-async def _sums(session: Reader, columns: Select[Any], ids: list[int]) -> dict[int, int]:
-    query = (
-        columns.join(blobs, blobs.c.digest == repository_blobs.c.blob_digest)
-        .where(repository_blobs.c.repository_id.in_(ids))
-        .group_by(repository_blobs.c.repository_id)
-    )
-    return {repo_id: int(total or 0) for repo_id, total in (await session.execute(query)).all()}
-
-
-def _latest_manifests(ids: list[int]) -> Select[Any]:
-    return (
-        select(manifests.c.repository_id, func.max(manifests.c.created_at))
-        .where(manifests.c.repository_id.in_(ids))
-        .group_by(manifests.c.repository_id)
-    )
+def _aware(moment: datetime | str) -> datetime:
+    """A scalar subquery's time as a datetime: SQLite's may come back as its text; its times are UTC."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def tag_page(session: Reader, repo_id: int, sort: str, descending: bool, offset: int, limit: int) -> list[TagRow]:
