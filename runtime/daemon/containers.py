@@ -43,8 +43,11 @@ async def create(request: Request) -> Reply:
     store = request.context.store
     try:
         ref = reference.parse(image)
+    except UsageError as exc:
+        raise ApiError(400, f"invalid reference format: {exc}") from None
+    try:
         record = await asyncio.to_thread(store.image, str(ref))
-    except (ImageNotFound, UsageError):
+    except ImageNotFound:
         raise ApiError(404, f"No such image: {image}") from None
     if opts.name is not None and await asyncio.to_thread(_name_taken, request, opts.name):
         raise ApiError(409, f'Conflict. The container name "/{opts.name}" is already in use.')

@@ -78,8 +78,10 @@ def run_options(body: Any, name: str | None) -> RunOptions:
     if entrypoint is not None:
         command = entrypoint[1:] + command
     for key in ("WorkingDir", "User"):
-        if not isinstance(body.get(key) or "", str):
+        if not isinstance(body.get(key, ""), str | None):
             raise ApiError(400, f"{key}: expected a string")
+    if body.get("WorkingDir") and not body["WorkingDir"].startswith("/"):
+        raise ApiError(400, f"the working directory '{body['WorkingDir']}' is invalid, it needs to be an absolute path")
     tty = bool(body.get("Tty"))
     env = string_list(body, "Env") or []
     if tty and not any(item.startswith("TERM=") for item in env):

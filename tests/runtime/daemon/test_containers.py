@@ -128,7 +128,9 @@ async def test_create_refuses_bad_bodies_and_unknown_images(started: Daemon) -> 
         unknown = await client.post("/v1.41/containers/create", json={"Image": "127.0.0.1:5000/none:1"})
         bad_name = await client.post("/v1.41/containers/create?name=a%20b", json={"Image": "x"})
         bad_net = await client.post("/v1.41/containers/create", json={"Image": "x", "HostConfig": {"NetworkMode": "q"}})
-    assert [r.status_code for r in (bad_json, no_image, unknown, bad_name, bad_net)] == [400, 400, 404, 400, 400]
+        bad_ref = await client.post("/v1.41/containers/create", json={"Image": "Not A Reference"})
+        statuses = [r.status_code for r in (bad_json, no_image, unknown, bad_name, bad_net, bad_ref)]
+    assert statuses == [400, 400, 404, 400, 400, 400]
     assert unknown.json() == {"message": "No such image: 127.0.0.1:5000/none:1"}
 
 
@@ -142,8 +144,10 @@ def test_the_create_body_maps_onto_run_options() -> None:
     assert (opts.network, opts.volumes, opts.memory, opts.pids_limit) == ("host", ["/h:/c:ro"], None, 64)
     assert dockerconfig.run_options({"Image": "x", "Entrypoint": [""]}, None).entrypoint == ""
     assert dockerconfig.run_options({"Image": "x", "HostConfig": {"NetworkMode": "default"}}, None).network == "none"
-    with pytest.raises(ApiError):
-        dockerconfig.run_options({"Image": "x", "Env": [1]}, None)
+    for bad in ({"Env": [1]}, {"WorkingDir": "relative"}, {"User": 0}, {"HostConfig": {"Memory": "1g"}}):
+        with pytest.raises(ApiError) as caught:
+            dockerconfig.run_options({"Image": "x", **bad}, None)
+        assert caught.value.status == 400
 
 
 def test_a_tty_asks_for_a_terminal_of_the_clients_size_and_term_xterm() -> None:
