@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from registry.db.sessions import Writer, plain
+from registry.db.sessions import Writer
 
 _BUILT: dict[tuple[str, str, Any], Any] = {}
 
@@ -35,5 +35,5 @@ def for_dialect(session: Writer, kind: str, table: Table, build: Callable[[Any],
     key = (session.get_bind().dialect.name, kind, table)
     statement = _BUILT.get(key)
     if statement is None:
-        statement = _BUILT[key] = plain(build(dialect_insert(session, table)))
+        statement = _BUILT[key] = build(dialect_insert(session, table))
     return statement

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from registry.db.models import event_outbox
-from registry.db.sessions import IN_CHUNK, Reader, Writer, plain
+from registry.db.sessions import IN_CHUNK, Reader, Writer
 
-_INSERT = plain(insert(event_outbox))
+_INSERT = insert(event_outbox)
 _DUE = (
     select(event_outbox.c.id)
     .where(event_outbox.c.endpoint == bindparam("for_endpoint"), event_outbox.c.due_at <= bindparam("now"))
@@ -22,14 +22,14 @@ _DUE = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-_CLAIM = plain(
+_CLAIM = (
     update(event_outbox)
     .where(event_outbox.c.id.in_(_DUE.scalar_subquery()))
     .values(claimed_by=bindparam("token"), due_at=bindparam("until"))
     .returning(event_outbox.c.id, event_outbox.c.payload, event_outbox.c.attempts)
 )
 _DELETE = delete(event_outbox).where(event_outbox.c.id.in_(bindparam("ids", expanding=True)))
-_RELEASE = plain(
+_RELEASE = (
     update(event_outbox)
     .where(event_outbox.c.id == bindparam("row"), event_outbox.c.claimed_by == bindparam("token"))
     .values(claimed_by=None, attempts=event_outbox.c.attempts + 1, due_at=bindparam("due"))

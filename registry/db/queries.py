@@ -21,13 +21,13 @@ from registry.db.models import (
     uploads,
     utcnow,
 )
-from registry.db.sessions import Reader, Writer, chunked, inline, plain
+from registry.db.sessions import Reader, Writer, chunked
 from registry.names import NameSet
 
 # repositories
 
 
-_REPOSITORY_ID = inline(select(repositories.c.id).where(repositories.c.name == bindparam("name")))
+_REPOSITORY_ID = select(repositories.c.id).where(repositories.c.name == bindparam("name"))
 _REPOSITORY_ID_LOCKED = _REPOSITORY_ID.with_for_update()
 
 
@@ -46,7 +46,7 @@ async def ensure_repository(session: Writer, name: str) -> int:
 
 
 # The reads every pull makes are built once, with bind parameters: building a statement costs more than running it.
-_REPOSITORIES = plain(select(repositories.c.name).order_by(repositories.c.name).limit(bindparam("limit")))
+_REPOSITORIES = select(repositories.c.name).order_by(repositories.c.name).limit(bindparam("limit"))
 _REPOSITORIES_AFTER = _REPOSITORIES.where(repositories.c.name > bindparam("last"))
 
 
@@ -99,7 +99,7 @@ async def unlink_blob(session: Writer, repo_id: int, digest: str) -> bool:
     return bool(result.rowcount)
 
 
-_LINKED_BLOB_SIZE = inline(
+_LINKED_BLOB_SIZE = (
     select(blobs.c.size)
     .join(repository_blobs, repository_blobs.c.blob_digest == blobs.c.digest)
     .join(repositories, repositories.c.id == repository_blobs.c.repository_id)
@@ -146,10 +146,8 @@ async def linked_blobs(session: Reader, repo_id: int, digests: Iterable[str]) ->
 _MANIFEST_IDS = select(manifests.c.digest, manifests.c.id).where(
     manifests.c.repository_id == bindparam("repo_id"), manifests.c.digest.in_(bindparam("digests", expanding=True))
 )
-_MANIFEST_ID = plain(
-    select(manifests.c.id).where(
-        manifests.c.repository_id == bindparam("repo_id"), manifests.c.digest == bindparam("digest")
-    )
+_MANIFEST_ID = select(manifests.c.id).where(
+    manifests.c.repository_id == bindparam("repo_id"), manifests.c.digest == bindparam("digest")
 )
 
 
@@ -180,12 +178,12 @@ async def insert_manifest(
 _MANIFEST_COLUMNS = (manifests.c.id, manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.payload)
 
 
-_MANIFEST_BY_DIGEST = inline(
+_MANIFEST_BY_DIGEST = (
     select(*_MANIFEST_COLUMNS)
     .join(repositories, repositories.c.id == manifests.c.repository_id)
     .where(repositories.c.name == bindparam("repo"), manifests.c.digest == bindparam("digest"))
 )
-_MANIFEST_BY_TAG = inline(
+_MANIFEST_BY_TAG = (
     select(*_MANIFEST_COLUMNS)
     .join(tags, tags.c.manifest_id == manifests.c.id)
     .join(repositories, repositories.c.id == tags.c.repository_id)
@@ -227,8 +225,8 @@ def _upsert(insert: Any) -> Any:
     return insert.on_conflict_do_update(index_elements=["repository_id", "name"], set_=changed)
 
 
-_TAGGED = plain(
-    select(tags.c.manifest_id).where(tags.c.repository_id == bindparam("repo_id"), tags.c.name == bindparam("tag"))
+_TAGGED = select(tags.c.manifest_id).where(
+    tags.c.repository_id == bindparam("repo_id"), tags.c.name == bindparam("tag")
 )
 
 
@@ -240,7 +238,7 @@ async def upsert_tag(session: Writer, repo_id: int, tag: str, manifest_id: int) 
     return None if before == manifest_id else before
 
 
-_DELETE_TAG = plain(
+_DELETE_TAG = (
     delete(tags)
     .where(tags.c.repository_id == bindparam("repo_id"), tags.c.name == bindparam("tag"))
     .returning(tags.c.manifest_id)
@@ -262,9 +260,7 @@ async def untag(session: Writer, repo_id: int, tag: str, event: str) -> bool:
     return untagged is not None
 
 
-_TAGS_VERSION = inline(
-    select(repositories.c.id, repositories.c.tags_version).where(repositories.c.name == bindparam("name"))
-)
+_TAGS_VERSION = select(repositories.c.id, repositories.c.tags_version).where(repositories.c.name == bindparam("name"))
 
 
 async def tags_version(session: Reader, repo_name: str) -> tuple[int, int] | None:
@@ -273,7 +269,7 @@ async def tags_version(session: Reader, repo_name: str) -> tuple[int, int] | Non
     return None if row is None else (row.id, row.tags_version)
 
 
-_TAGS = plain(
+_TAGS = (
     select(tags.c.name)
     .where(tags.c.repository_id == bindparam("repo_id"))
     .order_by(tags.c.name)
@@ -291,8 +287,8 @@ async def list_tags(session: Reader, repo_id: int, last: str | None, limit: int)
 
 
 # The statements every push runs are built once too, with bind parameters (named unlike the columns they set).
-_CREATE_UPLOAD = plain(insert(uploads))
-_CLAIM_UPLOAD = plain(
+_CREATE_UPLOAD = insert(uploads)
+_CLAIM_UPLOAD = (
     update(uploads)
     .where(
         uploads.c.id == bindparam("upload"),
@@ -303,12 +299,12 @@ _CLAIM_UPLOAD = plain(
     .returning(uploads.c.size, uploads.c.hash_state)
 )
 _OUR_LEASE = (uploads.c.id == bindparam("upload"), uploads.c.lease == bindparam("token"))
-_RENEW_UPLOAD = plain(update(uploads).where(*_OUR_LEASE).values(leased_at=bindparam("now")))
-_RELEASE_UPLOAD = plain(update(uploads).where(*_OUR_LEASE).values(lease=None))
+_RENEW_UPLOAD = update(uploads).where(*_OUR_LEASE).values(leased_at=bindparam("now"))
+_RELEASE_UPLOAD = update(uploads).where(*_OUR_LEASE).values(lease=None)
 _RELEASE_UPLOAD_AT = _RELEASE_UPLOAD.values(
     size=bindparam("new_size"), hash_state=bindparam("new_hash_state"), updated_at=bindparam("now")
 )
-_DELETE_UPLOAD = plain(delete(uploads).where(uploads.c.id == bindparam("upload")))
+_DELETE_UPLOAD = delete(uploads).where(uploads.c.id == bindparam("upload"))
 
 
 async def create_upload(session: Writer, upload_id: str, repo_name: str, hash_state: bytes | None = None) -> None:
@@ -318,8 +314,8 @@ async def create_upload(session: Writer, upload_id: str, repo_name: str, hash_st
     await session.execute(_CREATE_UPLOAD, values)
 
 
-_UPLOAD_SIZE = plain(
-    select(uploads.c.size).where(uploads.c.id == bindparam("id"), uploads.c.repository_name == bindparam("repo"))
+_UPLOAD_SIZE = select(uploads.c.size).where(
+    uploads.c.id == bindparam("id"), uploads.c.repository_name == bindparam("repo")
 )
 
 
@@ -372,7 +368,7 @@ async def delete_stale_uploads(session: Writer, updated_before: datetime) -> lis
     return sorted((await session.execute(deleted)).scalars().all())
 
 
-_BLOB_ROW_LOCKED = plain(select(blobs.c.digest).where(blobs.c.digest == bindparam("digest")).with_for_update())
+_BLOB_ROW_LOCKED = select(blobs.c.digest).where(blobs.c.digest == bindparam("digest")).with_for_update()
 
 
 async def publish_upload(

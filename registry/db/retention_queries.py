@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 
 from registry.db.models import manifest_references, manifests, tags
-from registry.db.sessions import Reader, plain
+from registry.db.sessions import Reader
 
 
 class TagKey(NamedTuple):
@@ -91,7 +91,7 @@ def _same(found: Any, row: TagRow) -> bool:
     return bool(found.manifest_id == row.manifest_id and found.updated_at <= row.updated_at)
 
 
-_TAG_DIGEST = plain(
+_TAG_DIGEST = (
     select(manifests.c.digest)
     .join(tags, tags.c.manifest_id == manifests.c.id)
     .where(tags.c.repository_id == bindparam("repo_id"), tags.c.name == bindparam("tag"))

@@ -42,7 +42,7 @@ from registry.db.models import (
     tags,
     utcnow,
 )
-from registry.db.sessions import Reader, Writer, chunked, inline, plain
+from registry.db.sessions import Reader, Writer, chunked
 
 # queueing
 
@@ -138,8 +138,8 @@ class BlobVerdict:
     links_removed: int = 0
 
 
-# The statements every blob review runs, built once: on SQLite (``plain``) they run as their SQL on the driver,
-# and a review costs the database's work, not SQLAlchemy's (timestamps then come back as text: ``_aware`` reads both).
+# The statements every blob review runs, built once: on SQLite they then run as their SQL on the driver
+# (``registry.db.sqlite_plain``), and a review costs the database's work, not SQLAlchemy's.
 _DIGEST: BindParameter[str] = bindparam("blob")
 _UNREFERENCED = and_(
     repository_blobs.c.blob_digest == _DIGEST,
@@ -149,21 +149,18 @@ _UNREFERENCED = and_(
         manifests.c.repository_id == repository_blobs.c.repository_id,
     ),
 )
-_LINKING = plain(select(repository_blobs.c.repository_id).where(repository_blobs.c.blob_digest == _DIGEST))
-_BLOB_ROW = plain(select(blobs.c.size, blobs.c.protected_until).where(blobs.c.digest == _DIGEST).with_for_update())
-_DROP_LINKS = plain(delete(repository_blobs).where(_UNREFERENCED, repository_blobs.c.created_at <= bindparam("cutoff")))
-_YOUNGEST_LOOSE_LINK = plain(select(func.min(repository_blobs.c.created_at)).where(_UNREFERENCED))
-_STILL_REFERENCED = plain(
-    select(
-        exists().where(repository_blobs.c.blob_digest == _DIGEST)
-        | exists().where(manifest_blobs.c.blob_digest == _DIGEST)
-    )
+_LINKING = select(repository_blobs.c.repository_id).where(repository_blobs.c.blob_digest == _DIGEST)
+_BLOB_ROW = select(blobs.c.size, blobs.c.protected_until).where(blobs.c.digest == _DIGEST).with_for_update()
+_DROP_LINKS = delete(repository_blobs).where(_UNREFERENCED, repository_blobs.c.created_at <= bindparam("cutoff"))
+_YOUNGEST_LOOSE_LINK = select(func.min(repository_blobs.c.created_at)).where(_UNREFERENCED)
+_STILL_REFERENCED = select(
+    exists().where(repository_blobs.c.blob_digest == _DIGEST) | exists().where(manifest_blobs.c.blob_digest == _DIGEST)
 )
-_DELETE_BLOB = plain(delete(blobs).where(blobs.c.digest == _DIGEST))
-_TOMBSTONE = plain(insert(gc_blob_deletions).values(digest=_DIGEST, started_at=bindparam("started")))
+_DELETE_BLOB = delete(blobs).where(blobs.c.digest == _DIGEST)
+_TOMBSTONE = insert(gc_blob_deletions).values(digest=_DIGEST, started_at=bindparam("started"))
 _OUR_BLOB_REVIEW = and_(gc_blob_reviews.c.digest == _DIGEST, gc_blob_reviews.c.claimed_by == bindparam("token"))
-_END_BLOB_REVIEW = plain(delete(gc_blob_reviews).where(_OUR_BLOB_REVIEW))
-_POSTPONE_BLOB_REVIEW = plain(
+_END_BLOB_REVIEW = delete(gc_blob_reviews).where(_OUR_BLOB_REVIEW)
+_POSTPONE_BLOB_REVIEW = (
     update(gc_blob_reviews).where(_OUR_BLOB_REVIEW).values(review_after=bindparam("postpone_to"), claimed_by=None)
 )
 
@@ -243,16 +240,14 @@ def _upsert_lease(insert: Any) -> Any:
 
 
 # built once, as the push and pull paths' other statements: uploads, mounts and HEADs run these
-_TOMBSTONE_STARTED = plain(select(gc_blob_deletions.c.started_at).where(gc_blob_deletions.c.digest == _DIGEST))
-_RENEW_LEASE = plain(
+_TOMBSTONE_STARTED = select(gc_blob_deletions.c.started_at).where(gc_blob_deletions.c.digest == _DIGEST)
+_RENEW_LEASE = (
     update(blobs)
     .where(blobs.c.digest == _DIGEST)
     .values(protected_until=_later(blobs.c.protected_until, bindparam("until", type_=blobs.c.protected_until.type)))
 )
-_LEASE_ENDING = inline(
-    select(blobs.c.digest).where(
-        blobs.c.digest == _DIGEST, blobs.c.protected_until.is_(None) | (blobs.c.protected_until < bindparam("before"))
-    )
+_LEASE_ENDING = select(blobs.c.digest).where(
+    blobs.c.digest == _DIGEST, blobs.c.protected_until.is_(None) | (blobs.c.protected_until < bindparam("before"))
 )
 
 

@@ -23,12 +23,12 @@ from registry.clock import stopped_within
 from registry.db.dialect import insert_ignore
 from registry.db.engine import Database
 from registry.db.models import scheduled_jobs, utcnow
-from registry.db.sessions import Writer, plain
+from registry.db.sessions import Writer
 
 log = logging.getLogger("registry.schedule")
 POLL = 300.0  # seconds between a worker's questions, at most (each is an update that usually changes nothing)
 _jobs = scheduled_jobs.c
-_ADVANCE = plain(
+_ADVANCE = (
     update(scheduled_jobs)
     # due, or due more than an interval further ahead than the interval allows (it was shortened since): the slack
     # keeps a worker whose clock read a little earlier than the last claimer's from taking that for a shortening

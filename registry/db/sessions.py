@@ -6,15 +6,10 @@ SQLAlchemy's AsyncSession is both; on SQLite, ``registry.db.sqlite`` supplies fa
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Select
 from sqlalchemy.exc import MultipleResultsFound
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import UpdateBase
-
-_S = TypeVar("_S", bound=Select | UpdateBase)  # type: ignore[type-arg]
-
 
 Params = dict[str, Any] | None
 
@@ -52,19 +47,6 @@ class ForeignAwaitInTransaction(RuntimeError):
 
     def __init__(self) -> None:
         super().__init__("a write transaction awaited something other than its own statements")
-
-
-def plain(statement: _S) -> _S:
-    """Mark a statement built once whose columns need no type conversion (integers, text, bytes): on SQLite it then
-    runs as plain SQL on the driver, skipping SQLAlchemy's execution machinery (several times faster for a point
-    lookup or a one-row write)."""
-    return cast(_S, statement.execution_options(plain_rows=True))
-
-
-def inline(statement: _S) -> _S:
-    """Mark a ``plain`` lookup of one small row by a unique index: on SQLite it then runs on the event loop, as a
-    thread hop costs several times more (its own connection never waits for a lock: when busy, it takes a thread)."""
-    return cast(_S, plain(statement).execution_options(inline=True))
 
 
 # The most values one ``IN`` binds: PostgreSQL (asyncpg) takes at most 32,767 arguments a statement, and an SQLite

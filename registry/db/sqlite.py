@@ -6,23 +6,20 @@ needs."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Dialect, Engine, Select, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, FrozenResult
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import UpdateBase
 
 from registry.db.sessions import ForeignAwaitInTransaction, Params, PlainRows, Rows, Scalars, Writer
+from registry.db.sqlite_plain import PlainStatement, PlainStatements
 
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=30000",  # first: every later statement waits for other processes' locks
@@ -31,72 +28,6 @@ SQLITE_PRAGMAS = (
 )
 WAL_ATTEMPTS = 100
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class _PlainStatement:
-    sql: str
-    names: tuple[str, ...]  # bind parameter names in positional order
-    defaults: dict[str, Any]
-    processors: dict[str, Callable[[Any], Any]]  # the dialect's conversion of a bound value (a datetime to text)
-    row: Callable[[Any], tuple[Any, ...]]
-
-    def arguments(self, params: Params) -> list[Any]:
-        values = params or {}
-        arguments = [values[name] if name in values else self.defaults[name] for name in self.names]
-        for index, name in enumerate(self.names):
-            process = self.processors.get(name)
-            if process is not None:
-                arguments[index] = process(arguments[index])
-        return arguments
-
-    def run(self, connection: sqlite3.Connection, params: Params | list[dict[str, Any]]) -> PlainRows:
-        if isinstance(params, list):  # an executemany: nothing to read back
-            return PlainRows([], connection.executemany(self.sql, [self.arguments(p) for p in params]).rowcount)
-        cursor = connection.execute(self.sql, self.arguments(params))
-        return PlainRows([self.row(row) for row in cursor.fetchall()], cursor.rowcount)
-
-
-class _PlainStatements:
-    """Statements marked ``plain``, each compiled once (per set of parameter names: an INSERT sets the columns it
-    is given) and run as its SQL on a sqlite3 connection, skipping SQLAlchemy's execution machinery, which costs
-    several times what SQLite does for a point lookup or a one-row write. Bound values get the dialect's
-    conversions; rows come back as they are, so ``plain`` marks statements whose columns need none (integers,
-    text, bytes). One whose compilation leaves work to SQLAlchemy (column defaults it computes) runs through it."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self._dialect = dialect
-        self._compiled: dict[tuple[int, frozenset[str]], tuple[Executable, _PlainStatement | None]] = {}
-
-    def get(self, statement: Executable, params: Params | list[dict[str, Any]]) -> _PlainStatement | None:
-        """The statement compiled for these parameters, or None when it needs SQLAlchemy to run it."""
-        if not statement.get_execution_options().get("plain_rows"):
-            return None
-        keys = frozenset((params[0] if isinstance(params, list) else params) or ())
-        found = self._compiled.get((id(statement), keys))
-        if found is None:
-            found = self._compiled[(id(statement), keys)] = (statement, self._compile(statement, keys))
-        return found[1]  # the statement is kept alive with its id
-
-    def _compile(self, statement: Executable, keys: frozenset[str]) -> _PlainStatement | None:
-        assert isinstance(statement, Select | UpdateBase), "only SELECT, INSERT, UPDATE and DELETE are marked plain"
-        compiled = statement.compile(dialect=self._dialect, column_keys=sorted(keys))
-        assert isinstance(compiled, SQLCompiler)
-        if compiled.insert_prefetch or compiled.update_prefetch:
-            return None  # column defaults SQLAlchemy computes
-        names = tuple(compiled.positiontup or ())
-        processors: dict[str, Callable[[Any], Any]] = {}
-        for name in names:
-            process = compiled.binds[name].type.dialect_impl(self._dialect).bind_processor(self._dialect)
-            if process is not None:
-                processors[name] = process
-        row: Callable[[Any], tuple[Any, ...]] = tuple
-        if isinstance(statement, Select):
-            columns = tuple(statement.selected_columns.keys())
-            row_type = collections.namedtuple("PlainRow", columns, rename=True)  # type: ignore[misc]
-            row = row_type._make
-        defaults = dict(compiled.construct_params(_check=False))
-        return _PlainStatement(compiled.string, names, defaults, processors, row)
 
 
 def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -111,8 +42,9 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
 class ThreadedReader:
     """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
     (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds. Statements
-    marked ``plain`` run as their compiled SQL on one read-only sqlite3 connection per thread; those marked
-    ``inline`` run on the event loop's own connection, which never waits for a lock (busy: they take a thread)."""
+    with a plain form (``registry.db.sqlite_plain``) run as their compiled SQL on one read-only sqlite3 connection
+    per thread; those finding one row by a unique key run on the event loop's own connection, which never waits
+    for a lock (busy: they take a thread)."""
 
     def __init__(self, engine: Engine, path: str, threads: int = 4) -> None:
         self._engine = engine
@@ -120,17 +52,17 @@ class ThreadedReader:
         # its own threads: metadata reads never queue behind blob writes in the default executor
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
         self._local = threading.local()
-        self._plain = _PlainStatements(engine.dialect)
+        self._plain = PlainStatements(engine.dialect)
         self._inline: sqlite3.Connection | None = None
 
     def _run(self, statement: Executable, params: Params) -> FrozenResult[Any]:
         with self._engine.connect() as connection:
             return connection.execute(statement, params).freeze()
 
-    def _run_plain(self, plain: _PlainStatement, params: Params) -> PlainRows:
+    def _run_plain(self, plain: PlainStatement, params: Params) -> PlainRows:
         return plain.run(self._connection(), params)
 
-    def _run_inline(self, plain: _PlainStatement, params: Params) -> PlainRows | None:
+    def _run_inline(self, plain: PlainStatement, params: Params) -> PlainRows | None:
         """On the event loop, where a thread hop would cost several times the lookup; None when SQLite is busy."""
         if self._inline is None:
             self._inline = self._open(busy_timeout_ms=0)
@@ -158,7 +90,7 @@ class ThreadedReader:
         if plain is None:
             frozen = await loop.run_in_executor(self._executor, self._run, statement, params)
             return frozen()
-        rows = self._run_inline(plain, params) if statement.get_execution_options().get("inline") else None
+        rows = self._run_inline(plain, params) if plain.one_row else None
         if rows is None:
             rows = await loop.run_in_executor(self._executor, self._run_plain, plain, params)
         return rows
@@ -197,7 +129,7 @@ class WriteThread:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine.execution_options(sqlite_immediate=True)
         self._connection: Connection | None = None  # the writer thread's own, kept open
-        self._plain = _PlainStatements(engine.dialect)
+        self._plain = PlainStatements(engine.dialect)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write")
 
     async def run(self, work: Callable[[Writer], Coroutine[Any, Any, _T]], durable: bool) -> _T:
@@ -251,7 +183,7 @@ class _InlineWriter:
     """The ``Writer`` a ``WriteThread`` transaction gets: each statement runs at once on the transaction's
     connection, in the writer thread, and its result is read there too."""
 
-    def __init__(self, connection: Connection, plain: _PlainStatements) -> None:
+    def __init__(self, connection: Connection, plain: PlainStatements) -> None:
         self._connection = connection
         self._plain = plain
 
