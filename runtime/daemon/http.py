@@ -1,8 +1,8 @@
-"""The daemon's HTTP/1.1 layer: what a route handler receives and returns, and the server that runs them.
+"""The daemon's HTTP interface: what a route handler receives and returns (server.py serves it, router.py routes).
 
 The interface for route modules (``runtime/daemon/images.py``, ``containers.py``, ``system.py``)::
 
-    from runtime.daemon.http import ApiError, Hijack, Request, Response, Streamed, json_lines, json_response, empty
+    from runtime.daemon.http import ApiError, Hijack, Request, Response, Streamed, json_response, empty
     from runtime.daemon.router import Route
 
     async def tag(request: Request) -> Response | Streamed | Hijack:
@@ -24,11 +24,10 @@ Request
 Responses
     ``json_response(obj, status=200)``; ``empty(status=204)`` (also 201, 304); ``Response(status, body,
     content_type)`` for anything else; ``Streamed(chunks)`` sends an async iterator of bytes chunked as it comes
-    (headers first: a client sees the status at once); ``json_lines(work)`` runs ``work(emit)`` in a thread and
-    streams each ``emit(dict)`` as one JSON line, an exception ending it with ``{"errorDetail": ..., "error": ...}``
-    (pull and push progress); ``Hijack(run)`` answers ``101 UPGRADED`` (or ``200`` when the client did not ask to
-    upgrade) and hands ``run`` a ``RawStream`` (the bytes after the request, then the socket; ``close_write()``
-    half-closes) -- the connection ends when ``run`` returns.
+    (headers first: a client sees the status at once; the iterator is closed if the client leaves);
+    ``Hijack(run)`` answers ``101 UPGRADED`` (or ``200`` when the client did not ask to upgrade) and hands ``run``
+    a ``RawStream`` (the bytes after the request, then the socket; ``close_write()`` half-closes) -- the
+    connection ends when ``run`` returns.
 Errors
     ``ApiError(status, message)``; the runtime's own errors map too (ImageNotFound and ContainerNotFound 404,
     ConflictError 409, UsageError 400, other failures 500): see ``router.py``.
@@ -40,7 +39,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -190,39 +188,6 @@ class Hijack:
 Reply = Response | Streamed | Hijack
 Handler = Callable[[Request], Awaitable[Reply]]
 Dispatch = Callable[[h11.Request, AsyncIterator[bytes]], Awaitable[Reply]]
-
-
-def json_lines(work: Callable[[Callable[[dict[str, Any]], None]], None]) -> Streamed:
-    """Run ``work(emit)`` in a thread; stream each emitted dict as a JSON line, an exception as an error line."""
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    stop = threading.Event()
-
-    def emit(doc: dict[str, Any]) -> None:
-        if stop.is_set():
-            raise ConnectionError("the client went away")
-        loop.call_soon_threadsafe(queue.put_nowait, (json.dumps(doc) + "\n").encode())
-
-    def target() -> None:
-        try:
-            work(emit)
-        except Exception as exc:  # noqa: BLE001 (reported to the client, as dockerd does)
-            message = str(exc) or type(exc).__name__
-            line = json.dumps({"errorDetail": {"message": message}, "error": message}) + "\n"
-            loop.call_soon_threadsafe(queue.put_nowait, line.encode())
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        task = asyncio.ensure_future(asyncio.to_thread(target))
-        try:
-            while (item := await queue.get()) is not None:
-                yield item
-        finally:
-            stop.set()
-            await asyncio.shield(task)
-
-    return Streamed(chunks())
 
 
 COMMON_HEADERS = [("Api-Version", "1.41"), ("Docker-Experimental", "false"), ("Ostype", "linux")]
