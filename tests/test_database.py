@@ -1,23 +1,21 @@
-"""``Database`` on SQLite: each write transaction runs whole in the writer thread, committed or rolled back (its
-fast paths: ``tests/db/test_sqlite.py``)."""
+"""``Database`` on every engine: each write transaction is committed or rolled back whole (the contract:
+``tests/db/test_write_contract.py``; SQLite's fast paths: ``tests/db/test_sqlite.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from registry.db import migrate, queries
 from registry.db.engine import Database
-from registry.db.sessions import Writer
+from registry.db.sessions import ForeignAwaitInTransaction, Writer
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
-    db = Database(url)
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
     try:
         await migrate.upgrade(db)
         yield db
@@ -45,12 +43,13 @@ async def test_a_transaction_that_raises_leaves_nothing(database: Database) -> N
 async def test_a_transaction_awaiting_anything_but_its_statements_is_refused_and_rolled_back(
     database: Database,
 ) -> None:
-    """The writer thread drives the transaction without an event loop: it cannot wait for one."""
+    """SQLite's writer thread drives the transaction without an event loop, and PostgreSQL's guard refuses the
+    same (``registry.db.guarded``)."""
 
     async def sleeps(session: Writer) -> None:
         await queries.ensure_repository(session, "kept/out")
         await asyncio.sleep(0)
 
-    with pytest.raises(RuntimeError, match="awaited something other than its own statements"):
+    with pytest.raises(ForeignAwaitInTransaction, match="awaited something other than its own statements"):
         await database.write(sleeps)
     assert await _repository(database, "kept/out") is None

@@ -48,9 +48,9 @@ def uploads_left(tmp_path: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("split", [len(DATA) // 2, len(DATA)])
-async def test_upload_session_survives_restart(tmp_path: Path, split: int) -> None:
-    # same SQLite file and filesystem root, a new app: no in-memory hash state, so the data is re-hashed from storage
-    config = api_config(tmp_path, "filesystem")
+async def test_upload_session_survives_restart(tmp_path: Path, database_url: str, split: int) -> None:
+    # same database and filesystem root, a new app: no in-memory hash state, so the data is re-hashed from storage
+    config = api_config(tmp_path, "filesystem", REGISTRY_DATABASE_URL=database_url)
     async with client_on(config) as client:
         location = await start_upload(client, "durable/repo")
         assert (await patch_chunk(client, location, DATA[:split], 0)).status_code == 202
@@ -64,8 +64,8 @@ async def test_upload_session_survives_restart(tmp_path: Path, split: int) -> No
     assert uploads_left(tmp_path) == []
 
 
-async def test_wrong_digest_after_restart_is_refused(tmp_path: Path) -> None:
-    config = api_config(tmp_path, "filesystem")
+async def test_wrong_digest_after_restart_is_refused(tmp_path: Path, database_url: str) -> None:
+    config = api_config(tmp_path, "filesystem", REGISTRY_DATABASE_URL=database_url)
     async with client_on(config) as client:
         location = await start_upload(client, "durable/repo")
         assert (await patch_chunk(client, location, DATA, 0)).status_code == 202
@@ -100,7 +100,9 @@ def patch_scope(path: str) -> Scope:
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
-async def test_client_disconnect_mid_patch_leaves_session_resumable(tmp_path: Path, driver: str) -> None:
+async def test_client_disconnect_mid_patch_leaves_session_resumable(
+    tmp_path: Path, database_url: str, driver: str
+) -> None:
     # the ASGI app is driven directly: one body chunk with more_body=True, then http.disconnect
     first = DATA[:3000]
     messages: list[Message] = [{"type": "http.request", "body": first, "more_body": True}, {"type": "http.disconnect"}]
@@ -112,7 +114,7 @@ async def test_client_disconnect_mid_patch_leaves_session_resumable(tmp_path: Pa
     async def send(message: Message) -> None:
         sent.append(message)
 
-    async with client_on(api_config(tmp_path, driver)) as client:
+    async with client_on(api_config(tmp_path, driver, REGISTRY_DATABASE_URL=database_url)) as client:
         location = await start_upload(client, "durable/repo")
         await app_of(client)(patch_scope(location), receive, send)
         assert not messages, "the app stopped reading before the disconnect"
@@ -126,11 +128,13 @@ async def test_client_disconnect_mid_patch_leaves_session_resumable(tmp_path: Pa
         await assert_created(client, await finish_upload(client, location, DIGEST), "durable/repo", DATA)
 
 
-async def test_a_second_writer_on_a_busy_session_gets_416_and_cannot_touch_the_blob(tmp_path: Path) -> None:
+async def test_a_second_writer_on_a_busy_session_gets_416_and_cannot_touch_the_blob(
+    tmp_path: Path, database_url: str
+) -> None:
     """A PATCH still streaming holds the session's lease: a concurrent PUT is refused, so no request can write into
     bytes that were already verified and published."""
     data = b"x" * 1000
-    async with client_on(api_config(tmp_path, "filesystem")) as client:
+    async with client_on(api_config(tmp_path, "filesystem", REGISTRY_DATABASE_URL=database_url)) as client:
         location = path_of((await client.post("/v2/lease/test/blobs/uploads/")).headers["location"])
         reading, release = asyncio.Event(), asyncio.Event()
 

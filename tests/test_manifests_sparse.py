@@ -58,8 +58,10 @@ async def _parents(database_url: str, child: bytes) -> list[str]:
         await database.dispose()
 
 
-async def test_pushing_manifests_an_index_missing_a_child_is_refused_by_default(tmp_path: Path) -> None:
-    async with client_on(_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/r.db", None)) as client:
+async def test_pushing_manifests_an_index_missing_a_child_is_refused_by_default(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with client_on(_config(tmp_path, database_url, None)) as client:
         index, _, arm64 = await _sparse_index(client)
         response = await put_manifest(client, "app", "multi", index, OCI_INDEX)
         error = assert_error(response, 400, "MANIFEST_BLOB_UNKNOWN")
@@ -84,8 +86,10 @@ async def test_pushing_manifests_sparse_index_with_platforms_none(tmp_path: Path
     assert await _parents(database_url, arm64) == [digest_of(index)]
 
 
-async def test_pushing_manifests_a_referrer_of_a_late_child_is_not_its_parent(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/r.db"
+async def test_pushing_manifests_a_referrer_of_a_late_child_is_not_its_parent(
+    tmp_path: Path, database_url: str
+) -> None:
+    url = database_url
     async with client_on(_config(tmp_path, url, "none")) as client:
         index, _, arm64 = await _sparse_index(client)
         assert (await put_manifest(client, "app", "multi", index, OCI_INDEX)).status_code == 201
@@ -99,8 +103,10 @@ async def test_pushing_manifests_a_referrer_of_a_late_child_is_not_its_parent(tm
     assert await _parents(url, index) == []
 
 
-async def test_pushing_manifests_image_blobs_stay_required_with_platforms_none(tmp_path: Path) -> None:
-    async with client_on(_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/r.db", "none")) as client:
+async def test_pushing_manifests_image_blobs_stay_required_with_platforms_none(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with client_on(_config(tmp_path, database_url, "none")) as client:
         await push_blob(client, "app", b"config")
         response = await put_manifest(client, "app", "v1", image_manifest(b"config", [b"never pushed"]))
         assert assert_error(response, 400, "MANIFEST_BLOB_UNKNOWN")["detail"] == {"digest": digest_of(b"never pushed")}
@@ -108,13 +114,13 @@ async def test_pushing_manifests_image_blobs_stay_required_with_platforms_none(t
 
 @pytest.mark.parametrize(("listed", "status"), [("amd64", 201), ("arm64", 400)])
 async def test_pushing_manifests_platforms_list_requires_listed_children(
-    tmp_path: Path, listed: str, status: int
+    tmp_path: Path, database_url: str, listed: str, status: int
 ) -> None:
     # only the children whose platform is listed must be there: arm64's is missing
     env = {
         "REGISTRY_VALIDATION_MANIFESTS_INDEXES_PLATFORMLIST": f"[{{architecture: {listed}, os: linux}}]",
     }
-    config = _config(tmp_path, f"sqlite+aiosqlite:///{tmp_path}/r.db", "list", **env)
+    config = _config(tmp_path, database_url, "list", **env)
     async with client_on(config) as client:
         index, _, _ = await _sparse_index(client)
         response = await put_manifest(client, "app", "multi", index, OCI_INDEX)

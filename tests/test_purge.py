@@ -38,8 +38,8 @@ async def _open_session(client: httpx.AsyncClient) -> str:
     return location
 
 
-async def test_purge_removes_idle_sessions_and_their_data(tmp_path: Path) -> None:
-    config: Config = make_config(tmp_path, "filesystem")
+async def test_purge_removes_idle_sessions_and_their_data(tmp_path: Path, database_url: str) -> None:
+    config: Config = make_config(tmp_path, "filesystem", REGISTRY_DATABASE_URL=database_url)
     async with started_client(config) as client:
         location = await _open_session(client)
         uploads_dir = tmp_path / "data/docker/registry/v2/uploads"
@@ -67,8 +67,8 @@ async def test_purge_removes_old_upload_data_no_session_owns(config: Config) -> 
         assert (await services.backend.stat(paths.upload_data_path(fresh))).size == 14
 
 
-async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path: Path) -> None:
-    async with started_client(make_config(tmp_path, "inmemory")) as client:
+async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path: Path, database_url: str) -> None:
+    async with started_client(make_config(tmp_path, "inmemory", REGISTRY_DATABASE_URL=database_url)) as client:
         location = await _open_session(client)
         uploads = (await _services(client)).uploads
         assert await purge_once(uploads, age_seconds=3600, dryrun=False) == []
@@ -79,9 +79,10 @@ async def test_purge_keeps_recent_sessions_and_dry_run_removes_nothing(tmp_path:
 
 
 async def test_scheduled_purge_runs_then_stops_when_the_app_shuts_down(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = {
+        "REGISTRY_DATABASE_URL": database_url,
         "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE": "1ns",
         "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_INTERVAL": "50ms",
     }

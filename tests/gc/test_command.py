@@ -5,26 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from sqlalchemy import select
 
 from registry import cli
 from registry.config import load_config
+from registry.db.engine import Database
+from registry.db.models import event_outbox
 from tests.api_helpers import OCI_MANIFEST, client_on, digest_of, image_manifest, push_blob, put_manifest
 
 
-def write_config(tmp_path: Path, **gc: str) -> Path:
+def write_config(tmp_path: Path, database_url: str, **gc: str) -> Path:
     doc = {
         "version": "0.1",
         "storage": {"filesystem": {"rootdirectory": str(tmp_path / "data")}, "delete": {"enabled": True},
                     **({"gc": gc} if gc else {})},
-        "database": {"url": f"sqlite:///{tmp_path}/registry.db"},
+        "database": {"url": database_url},
     }  # fmt: skip
     path = tmp_path / "config.yml"
     path.write_text(yaml.safe_dump(doc))
@@ -60,9 +61,9 @@ async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 async def test_registry_gc_keeps_what_the_delay_and_leases_protect_then_garbage_collect_frees_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, database_url)
     await server_wrote(tmp_path, config)
     before = blob_files(tmp_path)
 
@@ -79,16 +80,20 @@ async def test_registry_gc_keeps_what_the_delay_and_leases_protect_then_garbage_
     assert "deleted manifest" not in out, "untagged manifests stay without --delete-untagged"
 
 
-async def test_garbage_collect_delete_untagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path)
+async def test_garbage_collect_delete_untagged(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, database_url)
     _, untagged = await server_wrote(tmp_path, config)
     out = await run(capsys, "garbage-collect", "-m", str(config))
     assert f"deleted manifest team/app@{untagged}" in out
     assert blob_files(tmp_path) == set()
 
 
-async def test_registry_gc_with_a_zero_delay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path, delay="0s", lease="0s", untagged="0s")
+async def test_registry_gc_with_a_zero_delay(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, database_url, delay="0s", lease="0s", untagged="0s")
     _, untagged = await server_wrote(tmp_path, config)
     out = await run(capsys, "gc", "--dry-run", str(config))
     assert f"would delete manifest team/app@{untagged}" in out and len(blob_files(tmp_path)) == 4
@@ -97,11 +102,11 @@ async def test_registry_gc_with_a_zero_delay(tmp_path: Path, capsys: pytest.Capt
 
 
 async def test_registry_gc_with_a_shorter_delay_than_the_server_that_queued(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server (delay 24h) queued the deleted image's blobs for tomorrow; `registry gc` run with a delay of 0s takes
     them now (leases still hold: the server's are 0s here)."""
-    config = write_config(tmp_path, lease="0s")
+    config = write_config(tmp_path, database_url, lease="0s")
     await server_wrote(tmp_path, config)
     before = blob_files(tmp_path)
     monkeypatch.setenv("REGISTRY_STORAGE_GC_DELAY", "0s")
@@ -109,8 +114,10 @@ async def test_registry_gc_with_a_shorter_delay_than_the_server_that_queued(
     assert blob_files(tmp_path) == before - {digest_of(b"deleted layer"), digest_of(b'{"for": "deleted layer"}')}
 
 
-async def test_registry_gc_applies_retention_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write_config(tmp_path, delay="0s", lease="0s", untagged="0s")
+async def test_registry_gc_applies_retention_first(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, database_url, delay="0s", lease="0s", untagged="0s")
     doc = yaml.safe_load(config.read_text())
     doc["retention"] = {"policies": [{"repositories": ["team/*"], "keep": {"last": 1}}]}
     config.write_text(yaml.safe_dump(doc))
@@ -124,19 +131,23 @@ async def test_registry_gc_applies_retention_first(tmp_path: Path, capsys: pytes
     assert blob_files(tmp_path) == {digest_of(b"new layer"), digest_of(b'{"for": "new layer"}')}
 
 
-def delete_events(tmp_path: Path) -> list[dict[str, Any]]:
+async def delete_events(database_url: str) -> list[dict[str, Any]]:
     """The delete events waiting in the outbox, oldest first."""
-    with closing(sqlite3.connect(tmp_path / "registry.db")) as connection:
-        rows = connection.execute("SELECT payload FROM event_outbox ORDER BY id").fetchall()
-    return [event for event in (json.loads(row[0]) for row in rows) if event["action"] == "delete"]
+    database = Database(database_url)
+    try:
+        async with database.read() as session:
+            rows = (await session.scalars(select(event_outbox.c.payload).order_by(event_outbox.c.id))).all()
+    finally:
+        await database.dispose()
+    return [event for event in map(json.loads, rows) if event["action"] == "delete"]
 
 
 async def test_registry_gc_reports_its_deletions_through_the_outbox(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """What `registry gc` deletes is told to the configured endpoints as the server's deletions are: each event in the
     outbox, in its deleting transaction, for a server to deliver."""
-    config = write_config(tmp_path, delay="0s", lease="0s", untagged="0s")
+    config = write_config(tmp_path, database_url, delay="0s", lease="0s", untagged="0s")
     doc = yaml.safe_load(config.read_text())
     doc["retention"] = {"policies": [{"repositories": ["team/*"], "keep": {"last": 1}}]}
     hook = {"name": "hook", "url": "http://127.0.0.1:9/events", "threshold": 1, "backoff": "1h"}  # nothing listens
@@ -146,10 +157,10 @@ async def test_registry_gc_reports_its_deletions_through_the_outbox(
         old = await push(client, "old", b"old layer")
         await push(client, "new", b"new layer")
     await run(capsys, "gc", "--dry-run", str(config))
-    assert delete_events(tmp_path) == [], "a dry run reports nothing"
+    assert await delete_events(database_url) == [], "a dry run reports nothing"
     out = await run(capsys, "gc", str(config))
     assert f"deleted manifest team/app@{old}" in out
-    events = delete_events(tmp_path)
+    events = await delete_events(database_url)
     assert [event["target"] for event in events] == [
         {"repository": "team/app", "tag": "old"},
         {"repository": "team/app", "digest": old},
