@@ -38,6 +38,7 @@ from registry.events.endpoints import Notifications
 from registry.gc import command as gc_command
 from registry.gc.policies import Policies
 from registry.protocol import RegistryHttpProtocol
+from registry.ui.session import share_key_with_workers
 from storage_backends import create_backend
 
 log = logging.getLogger("registry")
@@ -211,6 +212,8 @@ def serve(config_path: str | None, workers: int | None) -> None:
     _migrate_in_child(config)
     asyncio.run(binding.check_config(config, config_path, serving=True))  # refused: one line, exit status 1
     count = workers or config.workers
+    if count > 1:
+        share_key_with_workers()  # registry.ui: each worker accepts the sessions the others sign
     options = _uvicorn_options(config, count)
     where = options.get("uds") or f"{options.get('host')}:{options.get('port')}"
     log.info("registry %s on %s, storage %s, %d worker(s)", __version__, where, config.storage.driver, count)

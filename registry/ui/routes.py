@@ -41,7 +41,7 @@ def _service_key(auth: Auth) -> bytes | None:
 
 
 def ui_routes(config: Config, auth: Auth, settings: UiSettings) -> list[BaseRoute]:
-    key = session_key(config.http.secret, _service_key(auth), config.workers)
+    key = session_key(config.http.secret, _service_key(auth))
     cookie_path = (config.http.prefix + settings.path) or "/"
     ui = Ui(settings, Sessions(key, settings.session_lifetime, cookie_path), Accounts(auth))
 

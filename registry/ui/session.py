@@ -5,7 +5,8 @@ CSRF token each of its forms carries (an HMAC of the session's random id, so a p
 
 ``stamp`` is a digest of the user's htpasswd entry: a changed password or a removed user ends the session. The key
 comes from ``http.secret`` when set (every worker and replica then agrees), else from the token service's private
-key, else it is made at start (a restart then signs everyone out, and workers need ``http.secret`` to agree).
+key, else it is made at start and shared by the workers of one ``registry serve`` (a restart then signs everyone
+out, and replicas need ``http.secret`` to accept each other's sessions).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 import os
 import secrets
 import time
@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 COOKIE = "registry_ui"
+SHARED_KEY_ENV = "PYREGISTRY_UI_KEY"  # not REGISTRY_*: that prefix is the configuration's
 _CONTEXT = b"registry-ui-session\0"
-log = logging.getLogger("registry.ui")
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,17 @@ class Session:
     expires: int = 0
 
 
-def session_key(secret: str | None, service_key: bytes | None, workers: int) -> bytes:
-    if secret:
-        return hashlib.sha256(_CONTEXT + secret.encode()).digest()
-    if service_key is not None:
-        return hashlib.sha256(_CONTEXT + service_key).digest()
-    if workers > 1:
-        log.warning("ui: set http.secret so that every worker accepts the sessions the others sign")
+def session_key(secret: str | None, service_key: bytes | None) -> bytes:
+    for source in (secret.encode() if secret else None, service_key, os.environ.get(SHARED_KEY_ENV, "").encode()):
+        if source:
+            return hashlib.sha256(_CONTEXT + source).digest()
     return os.urandom(32)
+
+
+def share_key_with_workers() -> None:
+    """``registry serve`` with several workers: one random key they all inherit (``http.secret`` or the token
+    service's key, when there is one, is used first: it is the same on every replica too)."""
+    os.environ.setdefault(SHARED_KEY_ENV, secrets.token_hex(32))
 
 
 def _b64(data: bytes) -> str:

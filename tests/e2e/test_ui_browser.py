@@ -260,3 +260,29 @@ def _alert(driver: Any) -> bool:
     except Exception:  # NoAlertPresentException
         return False
     return True
+
+
+def test_workers_accept_each_others_sessions(tmp_path: Path) -> None:
+    """With --workers 2 and no http.secret, a session made by one worker is good on the other: every request here
+    opens a new connection, which either worker may accept."""
+    root = tmp_path / "registry"
+    root.mkdir()
+    _add_users(root / "htpasswd")
+    auth = {"htpasswd": {"realm": "e2e", "path": str(root / "htpasswd")}}
+    server = RegistryServer(root, server_kind(), extra_config={"auth": auth}, args=["--workers", "2"])
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, trust_env=False) as client:
+            form = client.get("/login")
+            csrf = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            fields = {"username": "admin", "password": PASSWORDS["admin"], "csrf": csrf, "next": "/"}
+            signed = client.post("/login", data=fields)
+            assert signed.status_code == 303, signed.text
+            cookies = dict(client.cookies)
+        statuses = []
+        for _ in range(30):
+            with httpx.Client(base_url=server.url, trust_env=False, cookies=cookies) as fresh:
+                statuses.append(fresh.get("/").status_code)
+        assert statuses == [200] * 30
+    finally:
+        server.stop()
