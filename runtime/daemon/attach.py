@@ -9,13 +9,16 @@ log is drained.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import errno
 import json
 import os
 import struct
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -140,12 +143,47 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _tail(path: Path, tail: int | None) -> tuple[list[dict[str, Any]], int]:
+def _tail(path: Path, tail: int | None, window: Window) -> tuple[list[dict[str, Any]], int]:
     data = _read_from(path, 0)
     end = data.rfind(b"\n") + 1
-    lines = [line for line in data[:end].split(b"\n") if line.strip()]
-    chosen = deque(lines, maxlen=tail) if tail is not None else lines
-    return [json.loads(line) for line in chosen], end
+    records = (json.loads(line) for line in data[:end].split(b"\n") if line.strip())
+    chosen = [r for r in records if window.holds(r)]
+    return list(deque(chosen, maxlen=tail)) if tail is not None else chosen, end
+
+
+@dataclass(frozen=True)
+class Window:
+    """``since`` and ``until`` (unix seconds, fractions allowed; 0 or absent: no bound) over records' times."""
+
+    since: float = 0.0
+    until: float = 0.0
+
+    @classmethod
+    def of(cls, request: Request) -> Window:
+        bounds = []
+        for name in ("since", "until"):
+            value = request.query.get(name) or "0"
+            try:
+                bounds.append(float(value))
+            except ValueError:
+                raise ApiError(400, f"invalid value for {name}: {value!r}") from None
+        return cls(*bounds)
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        if not self.since and not self.until:
+            return True
+        moment = record_time(str(record.get("time", "")))
+        return moment >= self.since and (not self.until or moment <= self.until)
+
+
+def record_time(text: str) -> float:
+    """``2026-01-01T00:00:01.000000001Z`` as unix seconds (nanoseconds do not fit datetime)."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    try:
+        seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return 0.0
+    return seconds + float(f"0.{fraction or 0}")
 
 
 def tail_of(request: Request) -> int | None:
@@ -165,7 +203,8 @@ async def logs(request: Request) -> Reply:
     stamps = request.query.flag("timestamps")
     path = container.dir / LOG_FILE
     watch = supervisor(request).next_exit(container.id)
-    records, offset = await asyncio.to_thread(_tail, path, tail_of(request))
+    window = Window.of(request)
+    records, offset = await asyncio.to_thread(_tail, path, tail_of(request), window)
     following = request.query.flag("follow") and container.running()
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -173,7 +212,8 @@ async def logs(request: Request) -> Reply:
             yield encode(record, streams, tty, stamps)
         if following:
             async for record in follow(path, offset, watch.event, partial(still_running, request, container.id)):
-                yield encode(record, streams, tty, stamps)
+                if window.holds(record):
+                    yield encode(record, streams, tty, stamps)
 
     return Streamed(chunks(), content_type="application/vnd.docker.multiplexed-stream")
 

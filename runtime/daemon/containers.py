@@ -94,12 +94,36 @@ def _wait_body(code: int) -> bytes:
 
 async def stop(request: Request) -> Reply:
     container = await find_or_404(request)
-    timeout = request.query.int("t", 10)
     if not container.running():
         return empty(304)
+    await stop_container(request, container)
+    return empty(204)
+
+
+async def stop_container(request: Request, container: Container) -> None:
+    timeout = request.query.int("t", 10)
     runtime = supervisor(request).runtime()
     await asyncio.to_thread(containers.stop, container, runtime, float(timeout if timeout is not None else 10))
+
+
+async def restart(request: Request) -> Reply:
+    container = await find_or_404(request)
+    if container.running():
+        await stop_container(request, container)
+    fresh = await find_or_404(request)
+    await supervisor(request).start(fresh, dockerconfig.flag(fresh, "OpenStdin"))
     return empty(204)
+
+
+async def prune(request: Request) -> Reply:
+    """Every container that is not running; ``filters`` are not read."""
+    deleted = []
+    sup = supervisor(request)
+    for container in await asyncio.to_thread(containers.all_containers, request.context.store):
+        if not container.running():
+            await sup.remove(container, force=False)
+            deleted.append(container.id)
+    return json_response({"ContainersDeleted": deleted, "SpaceReclaimed": 0})
 
 
 async def kill(request: Request) -> Reply:
@@ -180,6 +204,7 @@ async def logs_or_404(request: Request) -> Reply:
 
 ROUTES = [
     Route("POST", "/containers/create", create),
+    Route("POST", "/containers/prune", prune),
     Route("GET", "/containers/json", listing),
     Route("GET", "/containers/{id}/json", inspect),
     Route("POST", "/containers/{id}/start", start),
@@ -187,6 +212,7 @@ ROUTES = [
     Route("POST", "/containers/{id}/attach", attach_or_404),
     Route("GET", "/containers/{id}/logs", logs_or_404),
     Route("POST", "/containers/{id}/stop", stop),
+    Route("POST", "/containers/{id}/restart", restart),
     Route("POST", "/containers/{id}/kill", kill),
     Route("POST", "/containers/{id}/resize", resize),
     Route("DELETE", "/containers/{id}", remove),

@@ -82,8 +82,8 @@ class Supervisor:
         read_end = self.stdin_pipe(container.id)[0] if with_stdin else -1
         try:
             await asyncio.to_thread(self._launch, container, runtime, read_end if read_end >= 0 else None)
-        except RuntimeFailure:
-            await self.exited(container.id)
+        except Exception:
+            await self.exited(container.id)  # attach and wait, already waiting, are told: never a hang
             raise
         finally:
             self.close_stdin(container.id, 0)  # the container holds it now

@@ -100,6 +100,7 @@ def matches(container: Container, filters: dict[str, Any]) -> bool:
         "name": lambda v: v.lstrip("/") in container.name,
         "id": lambda v: container.id.startswith(v),
         "ancestor": lambda v: container.image == v or container.image.endswith("/" + v),
+        "exited": lambda v: container.status == "exited" and str(exit_code(container)) == v,
     }
     return all(any(check(v) for v in values(key)) for key, check in checks.items() if values(key))
 

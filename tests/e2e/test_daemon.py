@@ -117,6 +117,19 @@ def test_detached_then_logs_follow_ps_stop_rm(daemon: RuntimeDaemon, image: str)
     assert daemon.docker("ps", "-aq").stdout == ""
 
 
+def test_restart_starts_it_again_and_prune_removes_the_stopped(daemon: RuntimeDaemon, image: str) -> None:
+    daemon.docker("run", "-d", "--name", "again", image, "busybox", "sleep", "300")
+    first = daemon.docker("inspect", "--format", "{{.State.Pid}}", "again").stdout
+    daemon.docker("restart", "-t", "0", "again")
+    after = daemon.docker("inspect", "--format", "{{.State.Pid}} {{.State.Running}}", "again").stdout.split()
+    assert after[1] == "true" and after[0] != first.strip()
+    daemon.docker("run", "--name", "done", image, "sh", "-c", "exit 0")
+    pruned = daemon.docker("container", "prune", "-f").stdout
+    assert daemon.docker("inspect", "--format", "{{.Id}}", "done", check=False).returncode == 1
+    assert "Deleted Containers:" in pruned
+    assert daemon.docker("ps", "--format", "{{.Names}}").stdout == "again\n"
+
+
 def test_a_daemon_restart_keeps_stopped_containers_and_images(daemon: RuntimeDaemon, image: str) -> None:
     assert daemon.docker("run", "--name", "kept", image, "sh", "-c", "echo bye; exit 4", check=False).returncode == 4
     daemon.restart()

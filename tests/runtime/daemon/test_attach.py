@@ -95,3 +95,22 @@ async def test_a_wait_for_removal_ends_when_the_container_is_removed(started: Da
         body = await r.aread()
     assert json.loads(body) == {"Error": None, "StatusCode": 7}
     assert not started.context.store.container_dir(CID).exists()
+
+
+@pytest.mark.skipif(shutil.which("runc") is None and shutil.which("crun") is None, reason="start finds the OCI runtime")
+async def test_a_start_that_fails_answers_the_waiters_too(started: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_container(started, {"status": "created"})
+
+    def broken(*args: object) -> None:
+        raise OSError("mount overlay: no space left on device")
+
+    monkeypatch.setattr(Supervisor, "_launch", broken)
+    async with (
+        started.client() as waiter,
+        started.client() as other,
+        waiter.stream("POST", "/v1.41/containers/web/wait", params={"condition": "next-exit"}) as r,
+    ):
+        start = await other.post("/v1.41/containers/web/start")
+        body = await r.aread()
+    assert start.status_code == 500 and "no space left" in start.json()["message"]
+    assert json.loads(body)["StatusCode"] == 255

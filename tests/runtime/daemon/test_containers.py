@@ -167,3 +167,23 @@ async def test_resize_without_a_terminal_is_a_no_op_and_a_bad_size_a_400(started
         bad = await client.post("/v1.41/containers/web/resize", params={"h": "-1", "w": "97"})
         junk = await client.post("/v1.41/containers/web/resize", params={"h": "tall"})
     assert (ok.status_code, bad.status_code, junk.status_code) == (200, 400, 400)
+
+
+async def test_logs_since_and_until_bound_the_records_times(started: Daemon) -> None:
+    write_container(started, EXITED)
+    second = 1767225602  # 2026-01-01T00:00:02Z, the stderr record's second
+    async with started.client() as client:
+        since = await client.get("/containers/web/logs", params={"stdout": "1", "stderr": "1", "since": str(second)})
+        until = await client.get("/containers/web/logs", params={"stdout": "1", "stderr": "1", "until": f"{second}.5"})
+        bad = await client.get("/containers/web/logs", params={"stdout": "1", "since": "yesterday"})
+    assert frames(since.content) == [(2, b"warn\n"), (1, b"two\n")]
+    assert frames(until.content) == [(1, b"one\n"), (2, b"warn\n")]
+    assert bad.status_code == 400
+
+
+async def test_ps_filters_by_exit_code(started: Daemon) -> None:
+    write_container(started, EXITED)
+    async with started.client() as client:
+        seven = await client.get("/containers/json", params={"all": "1", "filters": '{"exited": ["7"]}'})
+        zero = await client.get("/containers/json", params={"all": "1", "filters": '{"exited": {"0": true}}'})
+    assert [r["Id"] for r in seven.json()] == [CID] and zero.json() == []
