@@ -209,6 +209,8 @@ def test_the_ui_in_a_browser(
     assert page.texts("#tags tbody th a") == ["v1", "v2"]
     pull = page.find("#tags tbody tr .pull code").text
     assert pull == f"docker pull {ui_server.host}/e2e/app:v1"
+    page.tab_to("#tags tbody tr .pull button.copy").send_keys(Keys.ENTER)  # a button, so the keyboard works it
+    page.wait.until(lambda driver: driver.find_element("id", "live").get_attribute("textContent") == f"Copied: {pull}")
     page.shot("tags")
     page.find("#tags tbody th a").click()
     page.wait.until(lambda driver: "/manifests/" in driver.current_url)

@@ -20,8 +20,10 @@ def names_on(page: httpx.Response) -> list[str]:
     return LINKS.findall(page.text)
 
 
-async def test_the_repository_list_is_served_at_the_root_with_counts_sizes_and_last_push(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_the_repository_list_is_served_at_the_root_with_counts_sizes_and_last_push(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         await push_image(client, "team/app", "v1", seed="1")
         await push_image(client, "team/app", "v2", seed="2")
         await push_image(client, "tools", "latest")
@@ -34,8 +36,8 @@ async def test_the_repository_list_is_served_at_the_root_with_counts_sizes_and_l
         assert " B</td>" in row and "UTC" in row  # the size of its blobs and when it was last pushed
 
 
-async def test_search_filters_by_a_substring_of_the_name(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_search_filters_by_a_substring_of_the_name(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         for name in ("team/app", "team/db", "tools/app-build", "other"):
             await push_image(client, name, "v1")
         assert names_on(await client.get("/", params={"q": "app"})) == ["team/app", "tools/app-build"]
@@ -44,9 +46,9 @@ async def test_search_filters_by_a_substring_of_the_name(tmp_path: Path) -> None
         assert names_on(await client.get("/", params={"q": "_"})) == []
 
 
-async def test_pages_of_repositories_follow_n_and_last(tmp_path: Path) -> None:
+async def test_pages_of_repositories_follow_n_and_last(tmp_path: Path, database_url: str) -> None:
     names = [f"repo{i:02d}" for i in range(7)]
-    async with ui_client(tmp_path) as client:
+    async with ui_client(tmp_path, database_url) as client:
         for name in names:
             await push_blob(client, name, name.encode())  # a repository with a blob and no tag is listed too
         seen, url = [], "/?n=3"
@@ -61,15 +63,15 @@ async def test_pages_of_repositories_follow_n_and_last(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("n", ["0", "-1", "x", "1001", "99999999999999999999"])
-async def test_a_bad_page_size_is_a_400_page(tmp_path: Path, n: str) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_a_bad_page_size_is_a_400_page(tmp_path: Path, database_url: str, n: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         page = await client.get("/", params={"n": n})
         assert page.status_code == 400
         assert "n must be a number" in page.text
 
 
-async def test_tags_sort_by_name_and_by_push_date(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_tags_sort_by_name_and_by_push_date(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         for tag in ("b", "c", "a"):
             await push_image(client, "app", tag, seed=tag)
         by_name = await client.get("/r/app")
@@ -80,10 +82,11 @@ async def test_tags_sort_by_name_and_by_push_date(tmp_path: Path) -> None:
         assert tags.findall((await client.get("/r/app?sort=pushed&order=asc")).text) == ["b", "c", "a"]
         assert tags.findall((await client.get("/r/app?sort=pushed")).text) == ["a", "c", "b"]  # newest first
         assert (await client.get("/r/app?sort=size")).status_code == 400
+        assert '<th scope="col" aria-sort="ascending">' in by_name.text  # on the header, for screen readers
 
 
-async def test_a_tag_shows_its_digest_size_and_a_pull_line_with_the_host(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_a_tag_shows_its_digest_size_and_a_pull_line_with_the_host(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         _, digest = await push_image(client, "team/app", "v1")
         page = await client.get("/r/team/app")
         assert "docker pull registry.test/team/app:v1" in page.text
@@ -91,8 +94,8 @@ async def test_a_tag_shows_its_digest_size_and_a_pull_line_with_the_host(tmp_pat
         assert 'data-copy="docker pull registry.test/team/app:v1"' in page.text
 
 
-async def test_an_index_tag_lists_its_platforms_and_its_page_its_children(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_an_index_tag_lists_its_platforms_and_its_page_its_children(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         digest = await push_index(client, "multi", "latest", [("linux", "amd64"), ("linux", "arm64")])
         page = await client.get("/r/multi")
         assert "<li>linux/amd64</li><li>linux/arm64</li>" in page.text
@@ -103,7 +106,7 @@ async def test_an_index_tag_lists_its_platforms_and_its_page_its_children(tmp_pa
         assert children.count('href="/r/multi/manifests/sha256:') == 2
 
 
-async def test_a_manifest_page_shows_the_config_and_the_layers(tmp_path: Path) -> None:
+async def test_a_manifest_page_shows_the_config_and_the_layers(tmp_path: Path, database_url: str) -> None:
     config = config_for(
         "linux",
         "arm64",
@@ -113,7 +116,7 @@ async def test_a_manifest_page_shows_the_config_and_the_layers(tmp_path: Path) -
         Labels={"org.opencontainers.image.source": "https://example.com/app"},
     )
     layers = [b"layer one", b"layer two, longer"]
-    async with ui_client(tmp_path) as client:
+    async with ui_client(tmp_path, database_url) as client:
         digest = await push_config_image(client, "app", "v1", config, layers)
         page = await client.get(f"/r/app/manifests/{digest}")
         assert page.status_code == 200
@@ -130,8 +133,8 @@ async def test_a_manifest_page_shows_the_config_and_the_layers(tmp_path: Path) -
         assert "Artifact type" not in text  # an image's config type is no artifact type
 
 
-async def test_referrers_are_grouped_by_artifact_type(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_referrers_are_grouped_by_artifact_type(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         subject_body, subject = await push_image(client, "app", "v1")
         for artifact_type, data in (
             ("application/vnd.dev.sigstore.bundle+json", b"sig"),
@@ -160,10 +163,10 @@ async def test_referrers_are_grouped_by_artifact_type(tmp_path: Path) -> None:
         assert f'href="/r/app/manifests/{subject}"' in sbom.text  # its subject
 
 
-async def test_labels_names_and_tags_are_escaped(tmp_path: Path) -> None:
+async def test_labels_names_and_tags_are_escaped(tmp_path: Path, database_url: str) -> None:
     evil = '<script>alert("x")</script>'
     config = config_for("linux", "amd64", Labels={evil: evil}, Env=[evil], Cmd=[evil])
-    async with ui_client(tmp_path) as client:
+    async with ui_client(tmp_path, database_url) as client:
         digest = await push_config_image(client, "app", "v1", config, [b"layer"])
         page = await client.get(f"/r/app/manifests/{digest}")
         assert evil not in page.text
@@ -184,16 +187,16 @@ async def test_labels_names_and_tags_are_escaped(tmp_path: Path) -> None:
         "/r/app/manifests/md5:00",
     ],
 )
-async def test_what_does_not_exist_is_a_404_page(tmp_path: Path, path: str) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_what_does_not_exist_is_a_404_page(tmp_path: Path, database_url: str, path: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         await push_image(client, "app", "v1")
         page = await client.get(path)
         assert page.status_code == 404
         assert page.headers["content-type"].startswith("text/html")
 
 
-async def test_the_static_files_are_served_and_pages_name_nothing_elsewhere(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_the_static_files_are_served_and_pages_name_nothing_elsewhere(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         await push_image(client, "app", "v1")
         for path in ("/", "/r/app"):
             page = await client.get(path)
@@ -213,15 +216,15 @@ async def test_a_nul_in_the_query_is_a_400_page(tmp_path: Path, database_url: st
         assert "must not contain NUL" in page.text
 
 
-async def test_only_a_tag_or_a_digest_is_shown_as_deleted(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_only_a_tag_or_a_digest_is_shown_as_deleted(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         await push_image(client, "app", "v1")
         assert "Deleted v0." in (await client.get("/r/app?deleted=v0")).text
         page = await client.get("/r/app", params={"deleted": "your account, call +1 555"})
         assert "Deleted" not in page.text and "555" not in page.text
 
 
-async def test_without_authentication_the_sign_in_page_goes_home(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_without_authentication_the_sign_in_page_goes_home(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         page = await client.get("/login", params={"next": "/r/app"})
         assert page.status_code == 303 and page.headers["location"] == "/r/app"

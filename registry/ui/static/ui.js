@@ -4,7 +4,12 @@ document.addEventListener("click", function (event) {
   var button = event.target.closest("button.copy");
   if (!button) return;
   var text = button.getAttribute("data-copy");
-  var done = function () { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500); };
+  var live = document.getElementById("live");
+  var done = function () {
+    button.textContent = "Copied";
+    if (live) live.textContent = "Copied: " + text;  // said by screen readers (role=status)
+    setTimeout(function () { button.textContent = "Copy"; }, 1500);
+  };
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(text).then(done, function () { fallback(text); done(); });
   } else { fallback(text); done(); }
