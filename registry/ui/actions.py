@@ -11,15 +11,16 @@ from starlette.responses import Response
 from registry.db import queries, ui_queries
 from registry.names import is_valid_tag
 from registry.ui.gc_status import LastRun
-from registry.ui.pages import _digest
+from registry.ui.pages import path_digest
 from registry.ui.visit import UiError, Visit
 
 
 def _next(visit: Visit, target: str) -> str:
-    """Where to go after signing in: a path of the UI only (never another site: ``//host`` or a scheme)."""
+    """Where to go after signing in: a path of the UI only (never another site: ``//host``, ``/\\host``, or one a
+    browser makes so by dropping a tab or a newline)."""
     root = visit.url("repositories")
-    safe = target.startswith(root) and not target.startswith("//") and "\\" not in target and "\n" not in target
-    return target if safe else root
+    plain = target.isascii() and target.isprintable() and " " not in target and "\\" not in target
+    return target if plain and target.startswith(root) and not target.startswith("//") else root
 
 
 async def login_form(visit: Visit) -> Response:
@@ -67,7 +68,7 @@ async def delete_tag(visit: Visit) -> Response:
 
 
 async def confirm_delete_manifest(visit: Visit) -> Response:
-    name, digest = visit.repo(), _digest(visit)
+    name, digest = visit.repo(), path_digest(visit)
     _may_delete(visit, name)
     stored = await visit.services.manifests.get(name, digest)
     async with visit.services.db.read() as session:
@@ -81,7 +82,7 @@ async def confirm_delete_manifest(visit: Visit) -> Response:
 
 
 async def delete_manifest(visit: Visit) -> Response:
-    name, digest = visit.repo(), _digest(visit)
+    name, digest = visit.repo(), path_digest(visit)
     _may_delete(visit, name)
     await visit.form()
     await visit.services.manifests.delete(name, digest)

@@ -75,7 +75,7 @@ async def tags(visit: Visit) -> Response:
     return visit.render("tags.html", context)
 
 
-def _digest(visit: Visit) -> str:
+def path_digest(visit: Visit) -> str:
     reference = visit.request.path_params["digest"]
     if not looks_like_digest(reference):
         raise UiError(404, "No such manifest.")
@@ -87,7 +87,7 @@ def _digest(visit: Visit) -> str:
 
 async def manifest(visit: Visit) -> Response:
     name = visit.repo()
-    digest = _digest(visit)
+    digest = path_digest(visit)
     stored = await visit.services.manifests.get(name, digest)
     parsed = details.parsed(stored.payload, stored.media_type)
     async with visit.services.db.read() as session:

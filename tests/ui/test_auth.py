@@ -145,7 +145,7 @@ async def test_sign_in_without_the_csrf_token_is_403(tmp_path: Path) -> None:
 
 async def test_after_sign_in_only_a_path_of_the_ui_is_followed(tmp_path: Path) -> None:
     async with htpasswd_registry(tmp_path) as client:
-        for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil"):
             client.cookies.clear()
             signed = await sign_in(client, "alice", USERS["alice"], target)
             assert signed.headers["location"] == "/"
