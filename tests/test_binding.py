@@ -55,8 +55,10 @@ async def test_a_database_made_for_one_root_refuses_another_until_rebound(tmp_pa
         await bound(first)
 
 
-async def test_a_database_made_for_one_bucket_refuses_another(tmp_path: Path, moto_s3: MotoServer) -> None:
-    db = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
+async def test_a_database_made_for_one_bucket_refuses_another(
+    tmp_path: Path, database_url: str, moto_s3: MotoServer
+) -> None:
+    db = database_url
     first = s3_config(tmp_path, moto_s3, REGISTRY_DATABASE_URL=db)
     second = s3_config(tmp_path, moto_s3, REGISTRY_DATABASE_URL=db)
     await bound(first)

@@ -91,11 +91,11 @@ def test_serve_refuses_a_storage_driver_it_cannot_build(tmp_path: Path, capsys: 
     assert "storage.filesystem" in capsys.readouterr().err
 
 
-async def test_replicas_migrating_at_once_all_succeed(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
-    databases = [Database(url) for _ in range(4)]
+async def test_replicas_migrating_at_once_all_succeed(database_url: str) -> None:
+    databases = [Database(database_url) for _ in range(4)]
     try:
         await asyncio.gather(*(migrate.upgrade(db) for db in databases))
+        assert [await migrate.current_revision(db) for db in databases] == [migrate.HEAD_REVISION] * 4
     finally:
         for db in databases:
             await db.dispose()
@@ -109,11 +109,10 @@ def test_head_revision_is_the_newest_migration() -> None:
     assert scripts.get_current_head() == migrate.HEAD_REVISION
 
 
-async def test_a_database_at_head_is_not_migrated_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_database_at_head_is_not_migrated_again(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from alembic import command
 
-    url = f"sqlite+aiosqlite:///{tmp_path}/registry.db"
-    database = Database(url)
+    database = Database(database_url)
     try:
         assert await migrate.current_revision(database) is None
         await migrate.upgrade(database)

@@ -24,16 +24,19 @@ WRITES = [
 ]
 
 
-async def _push_blob(tmp_path: Path) -> None:
-    async with started_client(make_config(tmp_path, "filesystem")) as client:
+async def _push_blob(tmp_path: Path, database_url: str) -> None:
+    async with started_client(make_config(tmp_path, "filesystem", REGISTRY_DATABASE_URL=database_url)) as client:
         response = await client.post(f"/v2/ro/repo/blobs/uploads/?digest={DIGEST}", content=BLOB)
         assert response.status_code == 201, response.text
 
 
 @pytest.mark.parametrize(("method", "path"), WRITES)
-async def test_read_only_refuses_every_write_and_still_serves_reads(tmp_path: Path, method: str, path: str) -> None:
-    await _push_blob(tmp_path)
-    config = make_config(tmp_path, "filesystem", REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED="true")
+async def test_read_only_refuses_every_write_and_still_serves_reads(
+    tmp_path: Path, database_url: str, method: str, path: str
+) -> None:
+    await _push_blob(tmp_path, database_url)
+    env = {"REGISTRY_DATABASE_URL": database_url, "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED": "true"}
+    config = make_config(tmp_path, "filesystem", **env)
     async with started_client(config) as client:
         response = await client.request(method, path, content=BLOB)
         assert response.status_code == 405, response.text

@@ -25,8 +25,10 @@ MIRROR = {"REGISTRY_PROXY_REMOTEURL": UPSTREAM_URL}
 PREFIXED = {"REGISTRY_PROXIES_HUB_REMOTEURL": UPSTREAM_URL, "REGISTRY_PROXIES_HUB_NAMESPACE": "upstream.test"}
 
 
-async def test_a_pull_through_the_cache_gets_the_upstreams_image_and_keeps_it(tmp_path: Path) -> None:
-    async with mirror(tmp_path, **MIRROR) as (upstream_client, client, upstream):
+async def test_a_pull_through_the_cache_gets_the_upstreams_image_and_keeps_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (upstream_client, client, upstream):
         body, digest = await push_image(upstream_client, "library/app", "v1")
         layer = b"layer library/app "
         response = await client.get("/v2/library/app/manifests/v1")
@@ -44,16 +46,16 @@ async def test_a_pull_through_the_cache_gets_the_upstreams_image_and_keeps_it(tm
         assert_error(await client.get("/v2/library/other/manifests/v1"), 503, "UNAVAILABLE")
 
 
-async def test_what_the_upstream_lacks_is_its_own_error(tmp_path: Path) -> None:
-    async with mirror(tmp_path, **MIRROR) as (upstream_client, client, _):
+async def test_what_the_upstream_lacks_is_its_own_error(tmp_path: Path, database_url: str) -> None:
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (upstream_client, client, _):
         await push_image(upstream_client, "library/app", "v1")
         assert_error(await client.get("/v2/library/app/manifests/nope"), 404, "MANIFEST_UNKNOWN")
         assert_error(await client.get("/v2/library/app/blobs/sha256:" + "0" * 64), 404, "BLOB_UNKNOWN")
         assert_error(await client.get("/v2/library/app/manifests/sha256:" + "1" * 64), 404, "MANIFEST_UNKNOWN")
 
 
-async def test_pushes_into_a_mirror_are_unsupported_as_in_distribution(tmp_path: Path) -> None:
-    async with mirror(tmp_path, **MIRROR) as (_, client, _):
+async def test_pushes_into_a_mirror_are_unsupported_as_in_distribution(tmp_path: Path, database_url: str) -> None:
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (_, client, _):
         response = await client.post("/v2/library/app/blobs/uploads/")
         assert_error(response, 405, "UNSUPPORTED")
         body = image_manifest(b"c", [b"l"])
@@ -62,11 +64,15 @@ async def test_pushes_into_a_mirror_are_unsupported_as_in_distribution(tmp_path:
 
 
 async def test_a_tag_moved_upstream_is_seen_once_its_ttl_has_passed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1000.0]
     monkeypatch.setattr(cache.time, "monotonic", lambda: clock[0])
-    async with mirror(tmp_path, **MIRROR, REGISTRY_PROXY_TTL="10m") as (upstream_client, client, upstream):
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR, REGISTRY_PROXY_TTL="10m") as (
+        upstream_client,
+        client,
+        upstream,
+    ):
         first, first_digest = await push_image(upstream_client, "library/app", "latest", seed="1")
         assert (await client.get("/v2/library/app/manifests/latest")).content == first
         second, second_digest = await push_image(upstream_client, "library/app", "latest", seed="2")
@@ -80,8 +86,12 @@ async def test_a_tag_moved_upstream_is_seen_once_its_ttl_has_passed(
         assert upstream.seen[("HEAD", "/v2/library/app/manifests/latest")] == heads + 1
 
 
-async def test_an_unchanged_tag_costs_a_head_and_no_get(tmp_path: Path) -> None:
-    async with mirror(tmp_path, **MIRROR) as (upstream_client, client, upstream):  # ttl 0: every pull asks
+async def test_an_unchanged_tag_costs_a_head_and_no_get(tmp_path: Path, database_url: str) -> None:
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (
+        upstream_client,
+        client,
+        upstream,
+    ):  # ttl 0: every pull asks
         body, digest = await push_image(upstream_client, "library/app", "v1")
         for _ in range(3):
             assert (await client.get("/v2/library/app/manifests/v1")).content == body
@@ -89,9 +99,9 @@ async def test_an_unchanged_tag_costs_a_head_and_no_get(tmp_path: Path) -> None:
         assert upstream.gets(f"/v2/library/app/manifests/{digest}") + upstream.gets("/v2/library/app/manifests/v1") == 1
 
 
-async def test_ten_concurrent_pulls_of_a_cold_layer_make_one_upstream_get(tmp_path: Path) -> None:
+async def test_ten_concurrent_pulls_of_a_cold_layer_make_one_upstream_get(tmp_path: Path, database_url: str) -> None:
     layer = bytes(range(256)) * 40_000  # 10 MB: several pieces
-    async with mirror(tmp_path, **MIRROR) as (upstream_client, client, upstream):
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (upstream_client, client, upstream):
         digest = await push_blob(upstream_client, "library/app", layer)
         responses = await asyncio.gather(*(client.get(f"/v2/library/app/blobs/{digest}") for _ in range(10)))
         assert [r.status_code for r in responses] == [200] * 10
@@ -101,9 +111,9 @@ async def test_ten_concurrent_pulls_of_a_cold_layer_make_one_upstream_get(tmp_pa
         assert upstream.gets(f"/v2/library/app/blobs/{digest}") == 1
 
 
-async def test_a_corrupt_upstream_blob_is_refused_and_not_kept(tmp_path: Path) -> None:
+async def test_a_corrupt_upstream_blob_is_refused_and_not_kept(tmp_path: Path, database_url: str) -> None:
     layer = b"a layer the upstream corrupts" * 1000
-    async with mirror(tmp_path, **MIRROR) as (upstream_client, client, upstream):
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (upstream_client, client, upstream):
         digest = await push_blob(upstream_client, "library/app", layer)
         upstream.corrupt.add(digest)
         with pytest.raises(BlobFlightFailed):  # the body fails: over a socket, the connection is aborted
@@ -115,9 +125,9 @@ async def test_a_corrupt_upstream_blob_is_refused_and_not_kept(tmp_path: Path) -
         assert (await client.get(f"/v2/library/app/blobs/{digest}")).content == layer
 
 
-async def test_a_range_of_a_cold_blob_is_served_once_it_is_kept(tmp_path: Path) -> None:
+async def test_a_range_of_a_cold_blob_is_served_once_it_is_kept(tmp_path: Path, database_url: str) -> None:
     layer = b"0123456789" * 100
-    async with mirror(tmp_path, **MIRROR) as (upstream_client, client, _):
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (upstream_client, client, _):
         digest = await push_blob(upstream_client, "library/app", layer)
         response = await client.get(f"/v2/library/app/blobs/{digest}", headers={"Range": "bytes=10-19"})
         assert response.status_code == 206 and response.content == layer[10:20]
@@ -125,8 +135,10 @@ async def test_a_range_of_a_cold_blob_is_served_once_it_is_kept(tmp_path: Path) 
         assert head.status_code == 404
 
 
-async def test_prefixed_upstreams_mirror_their_namespace_and_the_rest_takes_pushes(tmp_path: Path) -> None:
-    async with mirror(tmp_path, **PREFIXED) as (upstream_client, client, _):
+async def test_prefixed_upstreams_mirror_their_namespace_and_the_rest_takes_pushes(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **PREFIXED) as (upstream_client, client, _):
         body, digest = await push_image(upstream_client, "library/app", "v1")
         response = await client.get("/v2/hub/library/app/manifests/v1")
         assert response.status_code == 200 and response.content == body
@@ -136,9 +148,9 @@ async def test_prefixed_upstreams_mirror_their_namespace_and_the_rest_takes_push
         assert_error(await client.get("/v2/hub/manifests/v1"), 404, "MANIFEST_UNKNOWN")  # the prefix alone: local
 
 
-async def test_the_ns_query_parameter_names_the_upstream(tmp_path: Path) -> None:
+async def test_the_ns_query_parameter_names_the_upstream(tmp_path: Path, database_url: str) -> None:
     """spec.md "Registry Proxying": ``ns`` is the source host; OCI-Namespace echoes the one we used."""
-    async with mirror(tmp_path, **PREFIXED) as (upstream_client, client, _):
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **PREFIXED) as (upstream_client, client, _):
         body, _ = await push_image(upstream_client, "library/app", "v1")
         response = await client.get("/v2/library/app/manifests/v1", params={"ns": "upstream.test"})
         assert response.status_code == 200 and response.content == body
@@ -150,8 +162,8 @@ async def test_the_ns_query_parameter_names_the_upstream(tmp_path: Path) -> None
         assert "OCI-Namespace" not in ignored.headers
 
 
-async def test_an_index_and_its_children_come_through_and_are_referenced(tmp_path: Path) -> None:
-    async with mirror(tmp_path, **MIRROR) as (upstream_client, client, upstream):
+async def test_an_index_and_its_children_come_through_and_are_referenced(tmp_path: Path, database_url: str) -> None:
+    async with mirror(tmp_path, REGISTRY_DATABASE_URL=database_url, **MIRROR) as (upstream_client, client, upstream):
         child, child_digest = await push_image(upstream_client, "library/app", child_tag := "amd64")
         index = encode(
             {

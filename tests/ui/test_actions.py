@@ -31,8 +31,8 @@ async def _delete_tag(client: httpx.AsyncClient, name: str, tag: str, csrf: str 
     return await client.post(f"/r/{name}/tags/{tag}/delete", data=fields, headers=FORM)
 
 
-async def test_deleting_a_tag_removes_it_as_the_api_does(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_deleting_a_tag_removes_it_as_the_api_does(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         await push_image(client, "app", "v1", seed="1")
         await push_image(client, "app", "v2", seed="2")
         page = await client.get("/r/app")
@@ -48,8 +48,8 @@ async def test_deleting_a_tag_removes_it_as_the_api_does(tmp_path: Path) -> None
         assert '<td class="num">1</td>' in queued  # the manifest v1 named awaits review
 
 
-async def test_a_delete_without_the_csrf_token_is_403_and_deletes_nothing(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_a_delete_without_the_csrf_token_is_403_and_deletes_nothing(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         _, digest = await push_image(client, "app", "v1")
         page = await client.get("/r/app")
         assert (await _delete_tag(client, "app", "v1", None)).status_code == 403
@@ -62,8 +62,8 @@ async def test_a_delete_without_the_csrf_token_is_403_and_deletes_nothing(tmp_pa
         assert await manifest_status(client, "app", digest) == 200
 
 
-async def test_deleting_a_manifest_names_what_goes_with_it_first(tmp_path: Path) -> None:
-    async with ui_client(tmp_path) as client:
+async def test_deleting_a_manifest_names_what_goes_with_it_first(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url) as client:
         index = await push_index(client, "multi", "latest", [("linux", "amd64"), ("linux", "arm64")])
         index_body = (await client.get(f"/v2/multi/manifests/{index}")).content
         await push_blob(client, "multi", b"{}")
@@ -99,8 +99,8 @@ async def test_deleting_a_manifest_names_what_goes_with_it_first(tmp_path: Path)
         assert '<td class="num">3</td>' in queued  # two children and the signature await review
 
 
-async def test_with_deletes_disabled_nothing_offers_or_takes_a_delete(tmp_path: Path) -> None:
-    async with ui_client(tmp_path, REGISTRY_STORAGE_DELETE_ENABLED="false") as client:
+async def test_with_deletes_disabled_nothing_offers_or_takes_a_delete(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url, REGISTRY_STORAGE_DELETE_ENABLED="false") as client:
         _, digest = await push_image(client, "app", "v1")
         page = await client.get("/r/app")
         assert "/delete" not in page.text
@@ -110,9 +110,9 @@ async def test_with_deletes_disabled_nothing_offers_or_takes_a_delete(tmp_path: 
         assert await manifest_status(client, "app", "v1") == 200
 
 
-async def test_an_immutable_tag_is_not_deleted(tmp_path: Path) -> None:
+async def test_an_immutable_tag_is_not_deleted(tmp_path: Path, database_url: str) -> None:
     immutable = json.dumps([{"repositories": ["prod/**"]}])
-    async with ui_client(tmp_path, REGISTRY_IMMUTABLE=immutable) as client:
+    async with ui_client(tmp_path, database_url, REGISTRY_IMMUTABLE=immutable) as client:
         await push_image(client, "prod/app", "v1")
         page = await client.get("/r/prod/app")
         refused = await _delete_tag(client, "prod/app", "v1", csrf_of(page))
@@ -136,16 +136,18 @@ async def test_only_users_with_delete_rights_may_delete(tmp_path: Path) -> None:
         assert other.status_code == 404  # what bob may not pull does not exist for him
 
 
-async def test_the_gc_page_shows_the_queues_and_the_settings(tmp_path: Path) -> None:
-    async with ui_client(tmp_path, REGISTRY_STORAGE_GC_INTERVAL="1h") as client:
+async def test_the_gc_page_shows_the_queues_and_the_settings(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(tmp_path, database_url, REGISTRY_STORAGE_GC_INTERVAL="1h") as client:
         page = await client.get("/gc")
         assert page.status_code == 200
         assert "enabled, every 3600.0 s" in page.text
         assert "has not run in this worker" in page.text
 
 
-async def test_the_gc_page_shows_the_last_run_of_this_worker(tmp_path: Path) -> None:
-    async with ui_client(tmp_path, REGISTRY_STORAGE_GC_DELAY="0s", REGISTRY_STORAGE_GC_LEASE="0s") as client:
+async def test_the_gc_page_shows_the_last_run_of_this_worker(tmp_path: Path, database_url: str) -> None:
+    async with ui_client(
+        tmp_path, database_url, REGISTRY_STORAGE_GC_DELAY="0s", REGISTRY_STORAGE_GC_LEASE="0s"
+    ) as client:
         await push_image(client, "app", "v1")
         page = await client.get("/r/app")
         await _delete_tag(client, "app", "v1", csrf_of(page))
