@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import containers
 from ..containers import Container
+from ..errors import ContainerNotFound
 from . import dockerconfig
 from .http import ApiError, Hijack, RawStream, Reply, Request, Streamed
 from .supervisor import Supervisor
@@ -91,7 +92,11 @@ def supervisor(request: Request) -> Supervisor:
 
 
 async def find(request: Request) -> Container:
-    return await asyncio.to_thread(containers.find, request.context.store, request.params["id"])
+    """The container the path names (name, id or unique id prefix); 404 in docker's words."""
+    try:
+        return await asyncio.to_thread(containers.find, request.context.store, request.params["id"])
+    except ContainerNotFound:
+        raise ApiError(404, f"No such container: {request.params['id']}") from None
 
 
 def chosen_streams(request: Request) -> set[str]:
@@ -135,6 +140,15 @@ async def copy_stdin(raw: RawStream, fd: int) -> None:
             if exc.errno in (errno.EPIPE, errno.EBADF):
                 return
             raise
+
+
+async def copy_stdin_to(raw: RawStream, writer: asyncio.StreamWriter) -> None:
+    """The client's bytes to a process's stdin pipe; its half-close closes the pipe."""
+    with contextlib.suppress(ConnectionError):
+        while data := await raw.read():
+            writer.write(data)
+            await writer.drain()
+    writer.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from .. import containers, reference
 from ..containers import Container
-from ..errors import ContainerNotFound, ImageNotFound, UsageError
+from ..errors import ImageNotFound, UsageError
 from . import dockerconfig, views
 from .attach import attach, find, logs, supervisor
 from .http import ApiError, Reply, Request, Streamed, empty, json_response
@@ -27,13 +27,6 @@ from .router import Route
 
 SIGNAL = re.compile(r"^(SIG)?[A-Z0-9+-]{1,12}$")
 WAIT_CONDITIONS = ("next-exit", "not-running", "removed")
-
-
-async def find_or_404(request: Request) -> Container:
-    try:
-        return await find(request)
-    except ContainerNotFound:
-        raise ApiError(404, f"No such container: {request.params['id']}") from None
 
 
 async def create(request: Request) -> Reply:
@@ -61,7 +54,7 @@ def _name_taken(request: Request, name: str) -> bool:
 
 
 async def start(request: Request) -> Reply:
-    container = await find_or_404(request)
+    container = await find(request)
     if container.running():
         return empty(304)
     await supervisor(request).start(container, dockerconfig.flag(container, "OpenStdin"))
@@ -69,7 +62,7 @@ async def start(request: Request) -> Reply:
 
 
 async def wait(request: Request) -> Reply:
-    container = await find_or_404(request)
+    container = await find(request)
     condition = request.query.get("condition") or "not-running"  # the API's default
     if condition not in WAIT_CONDITIONS:
         raise ApiError(400, f"invalid condition {condition!r}: next-exit, not-running or removed")
@@ -93,7 +86,7 @@ def _wait_body(code: int) -> bytes:
 
 
 async def stop(request: Request) -> Reply:
-    container = await find_or_404(request)
+    container = await find(request)
     if not container.running():
         return empty(304)
     await stop_container(request, container)
@@ -107,10 +100,10 @@ async def stop_container(request: Request, container: Container) -> None:
 
 
 async def restart(request: Request) -> Reply:
-    container = await find_or_404(request)
+    container = await find(request)
     if container.running():
         await stop_container(request, container)
-    fresh = await find_or_404(request)
+    fresh = await find(request)
     await supervisor(request).start(fresh, dockerconfig.flag(fresh, "OpenStdin"))
     return empty(204)
 
@@ -127,7 +120,7 @@ async def prune(request: Request) -> Reply:
 
 
 async def kill(request: Request) -> Reply:
-    container = await find_or_404(request)
+    container = await find(request)
     signal = (request.query.get("signal") or "KILL").upper()
     if not SIGNAL.match(signal):
         raise ApiError(400, f"Invalid signal: {signal}")
@@ -138,7 +131,7 @@ async def kill(request: Request) -> Reply:
 
 
 async def remove(request: Request) -> Reply:
-    container = await find_or_404(request)
+    container = await find(request)
     force = request.query.flag("force")
     if container.running() and not force:
         raise ApiError(
@@ -152,7 +145,7 @@ async def remove(request: Request) -> Reply:
 
 async def resize(request: Request) -> Reply:
     """The terminal's size (a no-op without one): set on the container's own terminal, which signals SIGWINCH."""
-    container = await find_or_404(request)
+    container = await find(request)
     height, width = request.query.int("h", 0) or 0, request.query.int("w", 0) or 0
     if not (0 <= height < 1 << 16 and 0 <= width < 1 << 16):
         raise ApiError(400, f"invalid terminal size {height}x{width}")
@@ -175,7 +168,7 @@ def set_window_size(pid: int, height: int, width: int) -> None:
 
 
 async def inspect(request: Request) -> Reply:
-    container = await find_or_404(request)
+    container = await find(request)
     return json_response(await asyncio.to_thread(views.inspect, request.context.store, container))
 
 
@@ -192,16 +185,6 @@ async def listing(request: Request) -> Reply:
     return json_response(rows)
 
 
-async def attach_or_404(request: Request) -> Reply:
-    await find_or_404(request)
-    return await attach(request)
-
-
-async def logs_or_404(request: Request) -> Reply:
-    await find_or_404(request)
-    return await logs(request)
-
-
 ROUTES = [
     Route("POST", "/containers/create", create),
     Route("POST", "/containers/prune", prune),
@@ -209,8 +192,8 @@ ROUTES = [
     Route("GET", "/containers/{id}/json", inspect),
     Route("POST", "/containers/{id}/start", start),
     Route("POST", "/containers/{id}/wait", wait),
-    Route("POST", "/containers/{id}/attach", attach_or_404),
-    Route("GET", "/containers/{id}/logs", logs_or_404),
+    Route("POST", "/containers/{id}/attach", attach),
+    Route("GET", "/containers/{id}/logs", logs),
     Route("POST", "/containers/{id}/stop", stop),
     Route("POST", "/containers/{id}/restart", restart),
     Route("POST", "/containers/{id}/kill", kill),

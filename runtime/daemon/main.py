@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..store import Store
-from . import containers, images, system
+from . import containers, execs, images, system
 from .context import Context
 from .router import Route, Router
 from .server import serve_unix
@@ -25,7 +25,7 @@ SOCKET_MODE = 0o660
 
 
 def routes() -> list[Route]:
-    return [*system.ROUTES, *containers.ROUTES, *images.ROUTES]
+    return [*system.ROUTES, *containers.ROUTES, *execs.ROUTES, *images.ROUTES]
 
 
 def prepare_socket(path: Path) -> None:

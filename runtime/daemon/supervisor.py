@@ -15,7 +15,7 @@ import contextlib
 import os
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import containers
 from ..config import Settings
@@ -25,6 +25,9 @@ from ..ociruntime import OciRuntime, alive, find
 from ..store import Store
 from .dockerconfig import auto_remove
 from .http import log
+
+if TYPE_CHECKING:
+    from .execs import Exec
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Supervisor:
         self.removals: dict[str, Watch] = {}
         self.stdin: dict[str, list[int]] = {}
         self.last_code: dict[str, int] = {}
+        self.execs: dict[str, Exec] = {}  # exec instances by id, forgotten with their container
         self.tasks: set[asyncio.Task[None]] = set()
 
     def runtime(self) -> OciRuntime:
@@ -146,6 +150,7 @@ class Supervisor:
     def removed(self, cid: str) -> None:
         """The container is gone: whoever waits for its removal, or for an exit that can no longer come, is told."""
         self.close_stdin(cid)
+        self.execs = {k: e for k, e in self.execs.items() if e.container.id != cid}
         code = self.last_code.pop(cid, 0)
         for watches in (self.removals, self.exits):
             watch = watches.pop(cid, None)

@@ -130,6 +130,31 @@ def test_restart_starts_it_again_and_prune_removes_the_stopped(daemon: RuntimeDa
     assert daemon.docker("ps", "--format", "{{.Names}}").stdout == "again\n"
 
 
+def test_exec_splits_streams_passes_the_code_and_takes_stdin_user_dir_env(daemon: RuntimeDaemon, image: str) -> None:
+    daemon.docker("run", "-d", "--name", "box", image, "busybox", "sleep", "300")
+    proc = daemon.docker("exec", "box", "sh", "-c", "echo out; echo err >&2; exit 4", check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (4, "out\n", "err\n")
+    piped = daemon.docker("exec", "-i", "box", "sh", "-c", "cat; echo end", input="in\n")
+    assert piped.stdout == "in\nend\n"
+    who = daemon.docker("exec", "-u", "app", "-w", "/tmp", "-e", "K=V", "box", "sh", "-c", "id -u; pwd; echo $K")
+    assert who.stdout == "1000\n/tmp\nV\n"
+    tty = daemon.docker("exec", "-t", "box", "sh", "-c", "tty; exit 3", check=False)
+    assert (tty.returncode, tty.stdout) == (3, "/dev/pts/0\n")
+    with Terminal(rows=24, cols=80) as term:
+        shell = subprocess.Popen(
+            [docker_cli(), "exec", "-it", "box", "sh"],
+            env=daemon.env, stdin=term.slave, stdout=term.slave, stderr=term.slave, start_new_session=True,
+        )  # fmt: skip
+        term.close_slave()
+        term.read_until(b"# ")
+        sized = 'until [ "$(busybox stty size)" = "24 80" ]; do busybox usleep 20000; done'  # the resize follows
+        term.write(f"{sized}; echo $((6 * 7)); exit 6\r".encode())
+        seen = term.read_to_end()
+        assert shell.wait(timeout=60) == 6
+    assert b"\r\n42\r\n" in seen
+    assert daemon.docker("exec", "nosuch", "true", check=False).stderr.strip().endswith("No such container: nosuch")
+
+
 def test_a_daemon_restart_keeps_stopped_containers_and_images(daemon: RuntimeDaemon, image: str) -> None:
     assert daemon.docker("run", "--name", "kept", image, "sh", "-c", "echo bye; exit 4", check=False).returncode == 4
     daemon.restart()
