@@ -39,6 +39,11 @@ S3_API_MODULES = frozenset(
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") == "true" and POSTGRES_ADMIN_URL is None:  # the metadata tests would skip PostgreSQL
+        raise pytest.UsageError("CI=true needs REGISTRY_TEST_POSTGRES (scripts/test.sh starts a PostgreSQL for it)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     kept, dropped = [], []
     for item in items:
