@@ -82,27 +82,23 @@ async def test_orphans_are_counted_and_left(config: Config, storage: StorageBack
     assert (found.orphans, found.orphan_bytes, found.problems) == (1, len(orphan), 0)
 
 
-def test_registry_check_exits_1_while_a_blob_is_missing_and_0_once_repaired(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+async def test_registry_check_exits_1_while_a_blob_is_missing_and_0_once_repaired(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_file = tmp_path / "config.yml"
     doc = {
         "version": "0.1",
         "storage": {"filesystem": {"rootdirectory": str(tmp_path / "data")}},
-        "database": {"url": f"sqlite:///{tmp_path}/registry.db"},
+        "database": {"url": database_url},
     }
     config_file.write_text(yaml.safe_dump(doc))
     config = load_config(str(config_file))
-
-    async def push() -> None:
-        async with serving(config, None) as client:  # type: ignore[arg-type]
-            await push_image(client, "team/app", "v1", seed="one")
-
-    asyncio.run(push())
+    async with serving(config, None) as client:  # type: ignore[arg-type]
+        await push_image(client, "team/app", "v1", seed="one")
     (tmp_path / "data" / paths.blob_path(Digest.parse(digest_of(LAYER)))).unlink()
     with pytest.raises(SystemExit) as exited:
-        cli.main(["check", str(config_file)])
+        await asyncio.to_thread(cli.main, ["check", str(config_file)])  # the command runs its own event loop
     assert exited.value.code == 1
     assert f"blobs: 1 {MISSING}" in capsys.readouterr().out
-    cli.main(["check", str(config_file), "--repair"])
+    await asyncio.to_thread(cli.main, ["check", str(config_file), "--repair"])
     assert "repaired: 1 blob links dropped; 1 manifests need a push again" in capsys.readouterr().out

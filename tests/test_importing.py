@@ -281,12 +281,12 @@ async def test_running_again_keeps_a_tag_pushed_since(config: Config, storage: S
 
 
 async def test_registry_import_dry_run_writes_nothing_then_the_import_prints_its_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_file = tmp_path / "config.yml"
     config_file.write_text(
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
-        f"database:\n  url: sqlite:///{tmp_path / 'registry.db'}\n"
+        f"database:\n  url: {database_url}\n"
     )
     config = load_config(str(config_file))
     backend = create_backend(config.storage.driver, config.storage.params)
@@ -297,7 +297,11 @@ async def test_registry_import_dry_run_writes_nothing_then_the_import_prints_its
     out, err = capsys.readouterr()
     assert "would import: 1 repositories, 1 manifests, 1 tags, 3 blob links; 3 blobs" in out, out
     assert "import: " in err  # progress
-    assert not (tmp_path / "registry.db").exists()
+    untouched = Database(database_url)  # the dry run imported into a throwaway database
+    try:
+        assert await migrate.current_revision(untouched) is None
+    finally:
+        await untouched.dispose()
 
     await asyncio.to_thread(cli.main, ["import", str(config_file)])
     out, _ = capsys.readouterr()
