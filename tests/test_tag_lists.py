@@ -115,7 +115,11 @@ async def test_pages_of_a_kept_list(client: httpx.AsyncClient) -> None:
 class BusyConnection:
     """What the event loop's SQLite connection meets while another process holds a lock it must not wait for."""
 
+    def __init__(self) -> None:
+        self.tried = 0
+
     def execute(self, *args: Any) -> Any:
+        self.tried += 1
         busy = sqlite3.OperationalError("database is locked")
         busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
         raise busy
@@ -128,8 +132,10 @@ async def test_the_version_lookup_takes_a_thread_when_sqlite_is_busy(tmp_path: P
     # it runs on the event loop, never waiting for a lock there: busy, it goes to a reader thread, which may wait
     async with client_for(tmp_path, "inmemory") as client:
         await tag_all(client, "list/me", ["a", "b"])
+        assert (await client.get("/v2/list/me/tags/list")).status_code == 200  # its statements seen once
         reader = database(client)._reader
         assert isinstance(reader, ThreadedReader)
-        reader._inline = BusyConnection()  # type: ignore[assignment]
+        busy = reader._inline = BusyConnection()  # type: ignore[assignment]
         assert (await client.get("/v2/list/me/tags/list")).json() == {"name": "list/me", "tags": ["a", "b"]}
         assert_error(await client.get("/v2/list/other/tags/list"), 404, "NAME_UNKNOWN")
+        assert busy.tried == 2  # each lookup tried the event loop's connection first
