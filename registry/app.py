@@ -218,6 +218,6 @@ def create_app(
     app.add_middleware(ResponseHeaders, extra=extra)
     observers: list[Observer] = [] if config.log_accesslog_disabled else [log_access]
     app.state.request_observers = observers  # registry.events.requests.add_observer
-    observers += [TALLY.observe] if measuring else []
-    app.add_middleware(RequestObserving, observers=observers)  # outermost: it measures all the rest
+    tally = TALLY if measuring else None
+    app.add_middleware(RequestObserving, observers=observers, tally=tally)  # outermost: it measures all the rest
     return app

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -30,11 +29,10 @@ from starlette.datastructures import URL
 
 from registry.config import HttpConfig
 from registry.events.envelope import PULL, Event, RequestRecord, Source, Target
-from registry.events.requests import new_request_id
+from registry.events.requests import UuidSequence, new_request_id
 
 log = logging.getLogger("registry.events")
 _string: Callable[[str], str] = encode_basestring  # a string as json.dumps(ensure_ascii=False) writes it
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122's variant bits
 MAX_QUEUED = 10_000  # pulls waiting per endpoint
 WARN_EVERY = 60.0
 MAX_KEPT = 10_000  # URL paths and bases kept
@@ -46,14 +44,14 @@ Pull = tuple[
     int,
     str,
     str,
+    int | None,
+    References,
+    str,
+    str,
     str,
     str,
     int,
     str,
-    References,
-    str,
-    str,
-    int | None,
     str,
     str,
     str,
@@ -65,10 +63,12 @@ Pull = tuple[
 PULL_FIELDS = (
     "number",  # this process's count of pulls: the event's id is made from it, the same for every endpoint
     "at",  # microseconds since the epoch (time.time_ns() // 1000)
-    "route",  # "manifest" or "blob": the route the content's URL is built from
-    "repository", "digest", "media_type", "size", "tag", "references",
     "request_id",  # "": none was given (one is made)
     "client_host", "client_port",  # the ASGI scope's client ("", None: none); apart, as a tuple inside may be tracked
+    "references",
+    # from here on (pull[6:]), the same for every pull of one content by one client: the key of its JSON kept
+    "route",  # "manifest" or "blob": the route the content's URL is built from
+    "repository", "digest", "media_type", "size", "tag",
     "method",  # "": reported outside a request (no request, no URL)
     "scheme", "server_host", "server_port",  # the ASGI scope's
     "host", "useragent",  # the request's headers
@@ -135,20 +135,20 @@ class PullEvents:
         self._bases: dict[tuple[str, bytes, Any], str] = {}
         self._parts: dict[tuple[Any, ...], tuple[str, str]] = {}  # see _kept_parts
         self._addrs: dict[tuple[str, int | None], str] = {}  # a client's address, as JSON
-        self._ids = _EventIds()
+        self._ids = UuidSequence()  # an event's id is made from its pull's number: the same for every endpoint
         self._source = _json(source.as_json())
         self._second, self._second_text = -1, ""
 
     def encoded(self, pull: Pull) -> str:
         """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it: only its id, time, request id and
         client address are written per event, around what is kept as JSON per content and client (``_parts``)."""
-        number, at, _route, _repo, _digest, _type, _size, _tag, _refs, request_id, address, port, method, *_ = pull
-        if not method:  # reported outside a request: never on the request path
+        number, at, request_id, address, port = pull[:5]
+        if not pull[12]:  # no method: reported outside a request, never on the request path
             return self.event(pull).encoded()
         second, micro = divmod(at, 1_000_000)
         if second != self._second:
             self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        target, rest = self._parts.get(pull[2:8] + pull[12:19]) or self._kept_parts(pull)
+        target, rest = self._parts.get(pull[6:]) or self._kept_parts(pull)
         addr = self._addrs.get((address, port)) or self._kept_addr(address, port)
         return (
             f'{{"id":"{self._ids.of(number)}","timestamp":"{self._second_text}.{micro:06d}Z"{target}'
@@ -165,7 +165,7 @@ class PullEvents:
         rest += f',"actor":{_json({"name": actor} if actor else {})},"source":{self._source}}}'
         if len(self._parts) >= MAX_KEPT:
             self._parts.clear()
-        self._parts[pull[2:8] + pull[12:19]] = (target, rest)
+        self._parts[pull[6:]] = (target, rest)
         return target, rest
 
     def _kept_addr(self, address: str, port: int | None) -> str:
@@ -173,21 +173,8 @@ class PullEvents:
 
     def event(self, pull: Pull, event_id: str | None = None) -> Event:
         """The event as an object (what ``encoded`` writes without building it)."""
-        (
-            number,
-            at,
-            *_,
-            request_id,
-            address,
-            port,
-            method,
-            _scheme,
-            _server_host,
-            _server_port,
-            host,
-            useragent,
-            actor,
-        ) = pull
+        number, at, request_id, address, port = pull[:5]
+        method, _scheme, _server_host, _server_port, host, useragent, actor = pull[12:]
         request = None
         if method:  # none: reported outside a request
             request = RequestRecord(
@@ -203,14 +190,15 @@ class PullEvents:
         return Event(PULL, self._target_of(pull), self.source, request, actor, event_id, moment)
 
     def _target_of(self, pull: Pull) -> Target:
-        _number, _at, route, repo, digest, media_type, size, tag, references, *_ = pull
+        references, _route, repo, digest, media_type, size, tag = pull[5:12]
         referenced = [{"mediaType": kind, "size": length, "digest": named} for kind, length, named in references]
         return Target(repo, digest, media_type, size, self._url(pull), tag, references=referenced)
 
     def _url(self, pull: Pull) -> str:
         """As the request would build it (``registry.forwarded.base_url``): a trusted proxy's scheme and host are
         in the scope already. None without a request."""
-        _number, _at, route, repo, digest, *_, method, scheme, server_host, server_port, host, _useragent, _actor = pull
+        route, repo, digest = pull[6:9]
+        method, scheme, server_host, server_port, host = pull[12:17]
         if self.app is None or not method:
             return ""
         path = self._path(route, repo, digest)
@@ -240,19 +228,6 @@ class PullEvents:
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-class _EventIds:
-    """Event ids shaped as random UUIDs (version 4): 74 random bits drawn once per process, and a pull's number
-    from a random start in the last 48 bits. Unique as distribution's are, without a random draw per event."""
-
-    def __init__(self) -> None:
-        text = os.urandom(16).hex()
-        self._prefix = f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-"
-        self._start = int(text[20:], 16)
-
-    def of(self, number: int) -> str:
-        return f"{self._prefix}{(self._start + number) & 0xFFFF_FFFF_FFFF:012x}"
 
 
 def _keep(kept: dict[Any, str], key: Any, value: str) -> str:

@@ -35,7 +35,7 @@ from registry.db.sessions import Writer
 from registry.events.endpoints import Notifications
 from registry.events.envelope import BLOB_MEDIA_TYPE, DELETE, MOUNT, PULL, PUSH, Event, RequestRecord, Source, Target
 from registry.events.pulls import MAX_QUEUED, PullEvents, PullQueue, References, host_and_useragent
-from registry.events.requests import current_scope
+from registry.events.requests import current_request, current_scope
 from registry.forwarded import base_url
 from registry.manifests import ParsedManifest, parse_manifest
 
@@ -133,17 +133,20 @@ class EventSink:
         references: References,
     ) -> None:  # fmt: skip
         """A tuple of the raw values (``registry.events.pulls.PULL_FIELDS``) into each queue."""
-        scope = current_scope() or _NO_REQUEST
+        current = current_request()
+        scope = current.scope or _NO_REQUEST
         state = scope.get("state") or {}
         app = scope.get("app")
         if app is not None and app is not self.pull_events.app:
             self.pull_events.app = app
-        host, useragent = host_and_useragent(scope["headers"])
+        host, useragent = current.host, current.useragent  # as RequestObserving read them
+        if scope["headers"] is not current.headers:  # registry.forwarded has changed them (or no request)
+            host, useragent = host_and_useragent(scope["headers"])
         client, server = scope.get("client") or _NOBODY, scope.get("server") or _NOBODY
         pull = (
-            next(self._pull_numbers), time.time_ns() // 1000, route, repo, digest, media_type, size, tag, references,
-            state.get("request_id") or "", client[0], client[1], scope["method"], scope["scheme"], server[0], server[1],
-            host, useragent, getattr(state.get("grants"), "subject", "") or "",
+            next(self._pull_numbers), time.time_ns() // 1000, state.get("request_id") or "", client[0], client[1],
+            references, route, repo, digest, media_type, size, tag, scope["method"], scope["scheme"], server[0],
+            server[1], host, useragent, getattr(state.get("grants"), "subject", "") or "",
         )  # fmt: skip
         for queue in queues:
             queue.put(pull)

@@ -145,6 +145,9 @@ async def test_a_pull_behind_a_trusted_proxy_names_the_proxys_url(
         f"https://registry.example/v2/team/app/blobs/{layer}",
         f"http://registry.test/v2/team/app/blobs/{layer}",
     ]
+    assert [e["request"]["host"] for e in pulls_of(receiver)] == ["registry.example", "registry.test"], (
+        "the Host the trusted proxy forwarded, not the one the server first read"
+    )
 
 
 async def test_pulls_queued_for_a_dead_endpoint_are_dropped_oldest_first(

@@ -5,6 +5,7 @@ bytes of a sendfile response, and observers that fail."""
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from registry.events.requests import RequestObserving, RequestRecord, add_observer, current_request_id
+from registry.events.requests import (
+    RequestObserving,
+    RequestRecord,
+    add_observer,
+    current_request_id,
+    new_request_id,
+)
 from registry.protocol import ZEROCOPY
 from tests.api_helpers import (
     DRIVERS,
@@ -194,3 +201,39 @@ async def test_a_sendfile_response_counts_its_bytes_and_still_leaves_by_sendfile
             response = await client.get(url, headers={"X-Request-Id": "sendfile-1"})
     assert response.content == data[10:] and response.headers["X-Request-Id"] == "sendfile-1"
     assert [(r.status, r.bytes_out, r.request_id) for r in records] == [(200, len(data) - 10, "sendfile-1")]
+
+
+def test_request_ids_are_version_4_uuids_unique_per_process_and_a_forked_child_draws_its_own() -> None:
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(UUID.fullmatch(i) for i in ids)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker forked from the serving process
+        os.write(writing, new_request_id().encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    with os.fdopen(reading) as pipe:
+        childs = pipe.read()
+    assert UUID.fullmatch(childs) and childs[:23] != ids[-1][:23], "a forked child must not continue the parent's ids"
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def count(self, route: str | None, method: str, status: int, seconds: float, received: int, sent: int) -> None:
+        self.calls.append((route, method, status, received, sent))
+
+
+async def test_the_metrics_tally_counts_each_request_without_a_record_or_an_observer() -> None:
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": body * 2})
+
+    tally = Counted()
+    app = RequestObserving(echo, [], tally)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        await client.post("/x", content=b"abc")
+    assert tally.calls == [(None, "POST", 201, 3, 6)]
