@@ -134,6 +134,14 @@ def create(store: Store, ref: str, image: ImageRecord, opts: RunOptions, host_en
     return container
 
 
+def rename(store: Store, container: Container, name: str) -> None:
+    with store.locked():
+        if any(c.name == name and c.id != container.id for c in all_containers(store)):
+            raise ConflictError(f"the container name {name!r} is already in use")
+        container.name = name
+        write_json_atomic(container.dir / "container.json", _record(container))
+
+
 def _record(c: Container) -> dict[str, Any]:
     doc = asdict(c)
     del doc["state"], doc["dir"]

@@ -14,12 +14,14 @@ import json
 import os
 import re
 import struct
+import subprocess
 import termios
 from collections.abc import AsyncIterator
 
 from .. import containers, reference
 from ..containers import Container
 from ..errors import ImageNotFound, UsageError
+from ..ociruntime import OciRuntime
 from . import dockerconfig, views
 from .attach import attach, find, logs, supervisor
 from .http import ApiError, Reply, Request, Streamed, empty, json_response
@@ -167,6 +169,33 @@ def set_window_size(pid: int, height: int, width: int) -> None:
         os.close(fd)
 
 
+async def rename(request: Request) -> Reply:
+    container = await find(request)
+    name = dockerconfig.container_name(request.query.get("name"))
+    if name is None:
+        raise ApiError(400, "Neither old nor new names may be empty")
+    await asyncio.to_thread(containers.rename, request.context.store, container, name)
+    return empty(204)
+
+
+async def top(request: Request) -> Reply:
+    container = await find(request)
+    if not container.running():
+        raise ApiError(409, f"Container {container.id} is not running")
+    pids = await asyncio.to_thread(container_pids, supervisor(request).runtime(), container.id)
+    rows = [row for row in map(views.process_row, pids) if row is not None]
+    return json_response({"Titles": views.TOP_TITLES, "Processes": rows})
+
+
+def container_pids(runtime: OciRuntime, cid: str) -> list[int]:
+    proc = subprocess.run(runtime.command("ps", "--format", "json", cid), capture_output=True, check=False)
+    try:
+        pids = json.loads(proc.stdout) if proc.returncode == 0 else []
+    except ValueError:
+        pids = []
+    return [p for p in pids if isinstance(p, int)] if isinstance(pids, list) else []
+
+
 async def inspect(request: Request) -> Reply:
     container = await find(request)
     return json_response(await asyncio.to_thread(views.inspect, request.context.store, container))
@@ -196,6 +225,8 @@ ROUTES = [
     Route("GET", "/containers/{id}/logs", logs),
     Route("POST", "/containers/{id}/stop", stop),
     Route("POST", "/containers/{id}/restart", restart),
+    Route("POST", "/containers/{id}/rename", rename),
+    Route("GET", "/containers/{id}/top", top),
     Route("POST", "/containers/{id}/kill", kill),
     Route("POST", "/containers/{id}/resize", resize),
     Route("DELETE", "/containers/{id}", remove),

@@ -12,19 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import os
-import pty
 import secrets
 import struct
 import termios
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import containers, users
 from ..containers import Container
 from ..fsroot import InRoot
-from . import dockerconfig
+from . import dockerconfig, execterm
 from .attach import copy_stdin_to, find, frame, supervisor
 from .http import ApiError, Hijack, RawStream, Reply, Request, empty, json_response
 from .router import Route
@@ -47,6 +46,7 @@ class Exec:
     exit_code: int | None = None
     pid: int = 0
     terminal: int = -1  # the master of the terminal runc relays, while it runs
+    size: list[int] | None = None  # the last size asked for: a resize may come before the terminal exists
 
     def view(self) -> dict[str, Any]:
         return {
@@ -101,11 +101,13 @@ async def inspect(request: Request) -> Reply:
 
 
 async def resize(request: Request) -> Reply:
-    """The terminal's new size: set on runc's terminal, whose SIGWINCH runc passes on to the container's."""
+    """The terminal's new size, set on the container's terminal (its processes get SIGWINCH)."""
     instance = instance_of(request)
     size = [request.query.int("h", 0) or 0, request.query.int("w", 0) or 0]
-    if instance.terminal >= 0 and all(0 < n < 1 << 16 for n in size):
-        set_size(instance.terminal, size)
+    if all(0 < n < 1 << 16 for n in size):
+        instance.size = size
+        if instance.terminal >= 0:
+            set_size(instance.terminal, size)
     return empty(201)
 
 
@@ -119,18 +121,20 @@ async def start(request: Request) -> Reply:
     body = await request.json() or {}
     if instance.running or instance.exit_code is not None:
         raise ApiError(409, f"exec {instance.id} has already been started")
-    argv = await asyncio.to_thread(command, request, instance)
     size = dockerconfig.console_size(body if isinstance(body, dict) else {})
-    instance.running = True
+    instance.size = instance.size or size
     if isinstance(body, dict) and body.get("Detach"):
+        argv = await asyncio.to_thread(command, request, instance, [])
+        instance.running = True
         process = await spawn(argv, instance, stdin=False)
         supervisor(request).spawn(finish(instance, process, []))
         return empty(200)
+    if instance.tty:
+        return await start_on_terminal(request, instance)
+    argv = await asyncio.to_thread(command, request, instance, [])
+    instance.running = True
 
     async def run(raw: RawStream) -> None:
-        if instance.tty:
-            await run_on_terminal(raw, argv, instance, size)
-            return
         process = await spawn(argv, instance, stdin=instance.stdin)
         copies = [asyncio.ensure_future(relay(raw, process.stdout, "stdout", instance))]
         copies.append(asyncio.ensure_future(relay(raw, process.stderr, "stderr", instance)))
@@ -144,51 +148,31 @@ async def start(request: Request) -> Reply:
     return Hijack(run)
 
 
-async def run_on_terminal(raw: RawStream, argv: list[str], instance: Exec, size: list[int] | None) -> None:
-    """``runc exec --tty`` in the foreground wants a terminal of its own (it sets it raw and relays to the
-    container's): give it one, as its controlling terminal (``setsid -c``), and relay ours to the client."""
-    master, slave = pty.openpty()
-    if size:
-        set_size(master, size)
-    instance.terminal = master
+async def start_on_terminal(request: Request, instance: Exec) -> Reply:
+    directory = execterm.private_directory()
     try:
-        process = await asyncio.create_subprocess_exec("setsid", "-c", *argv, stdin=slave, stdout=slave, stderr=slave)
-    finally:
-        os.close(slave)
-    instance.pid = process.pid
-    output = asyncio.ensure_future(relay_terminal(raw, master))
-    feeding = asyncio.ensure_future(feed_terminal(raw, master)) if instance.stdin else None
-    try:
-        await finish(instance, process, [output])
-    finally:
-        if feeding is not None:
-            feeding.cancel()
-        instance.terminal = -1
-        os.close(master)
+        argv = await asyncio.to_thread(command, request, instance, execterm.detached_options(Path(directory.name)))
+    except BaseException:
+        directory.cleanup()
+        raise
+    instance.running = True
+
+    async def run(raw: RawStream) -> None:
+        try:
+            code = await execterm.run_on_terminal(raw, argv, instance, Path(directory.name))
+            instance.exit_code = code if code >= 0 else 128 - code
+        finally:
+            instance.running = False
+            directory.cleanup()
+
+    return Hijack(run)
 
 
-async def relay_terminal(raw: RawStream, master: int) -> None:
-    while data := await asyncio.to_thread(read_terminal, master):
-        await raw.write(data)
-
-
-def read_terminal(master: int) -> bytes:
-    try:
-        return os.read(master, 65536)
-    except OSError:  # EIO: the other side is closed
-        return b""
-
-
-async def feed_terminal(raw: RawStream, master: int) -> None:
-    with contextlib.suppress(OSError):
-        while data := await raw.read():
-            await asyncio.to_thread(os.write, master, data)
-
-
-def command(request: Request, instance: Exec) -> list[str]:
-    """``runc exec`` with the request's user (resolved in the container's own /etc/passwd), directory, environment."""
+def command(request: Request, instance: Exec, terminal: list[str]) -> list[str]:
+    """``runc exec`` with the request's user (resolved in the container's own /etc/passwd), directory, environment;
+    `terminal` the options of a detached tty (``--tty`` is added with them)."""
     runtime = supervisor(request).runtime()
-    options: list[str] = ["--tty"] if instance.tty else []
+    options: list[str] = ["--tty", *terminal] if terminal else []
     if instance.user:
         with InRoot(instance.container.rootfs) as root:
             user = users.resolve(root, instance.user)
@@ -197,7 +181,7 @@ def command(request: Request, instance: Exec) -> list[str]:
     if instance.workdir:
         options += ["--cwd", instance.workdir]
     options += [arg for item in instance.env for arg in ("--env", item)]
-    if instance.tty:
+    if terminal:
         options += ["--env", "TERM=xterm"]
     fresh = containers.load(request.context.store, instance.container.id)
     if not fresh.running():

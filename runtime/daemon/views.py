@@ -6,6 +6,7 @@ import shlex
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .. import containers
@@ -111,6 +112,24 @@ def listing(store: Store, everything: bool, filters: dict[str, Any], limit: int 
     if limit is not None and limit > 0:
         found = found[:limit]
     return [row(store, c) for c in found]
+
+
+TOP_TITLES = ["UID", "PID", "PPID", "CMD"]
+
+
+def process_row(pid: int) -> list[str] | None:
+    """``docker top``'s row for a process, from /proc; None once it is gone."""
+    try:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    command = " ".join(part.decode(errors="replace") for part in cmdline.split(b"\0") if part)
+    uid = status.get("Uid", "").split()
+    name = status.get("Name", "").strip()
+    return [uid[0] if uid else "?", str(pid), status.get("PPid", "").strip(), command or f"[{name}]"]
 
 
 def inspect(store: Store, container: Container) -> dict[str, Any]:

@@ -153,6 +153,10 @@ def test_exec_splits_streams_passes_the_code_and_takes_stdin_user_dir_env(daemon
         assert shell.wait(timeout=60) == 6
     assert b"\r\n42\r\n" in seen
     assert daemon.docker("exec", "nosuch", "true", check=False).stderr.strip().endswith("No such container: nosuch")
+    top = daemon.docker("top", "box").stdout
+    assert "busybox sleep 300" in top and top.startswith("UID")
+    daemon.docker("rename", "box", "crate")
+    assert daemon.docker("ps", "--format", "{{.Names}}").stdout == "crate\n"
 
 
 def test_a_daemon_restart_keeps_stopped_containers_and_images(daemon: RuntimeDaemon, image: str) -> None:

@@ -187,3 +187,15 @@ async def test_ps_filters_by_exit_code(started: Daemon) -> None:
         seven = await client.get("/containers/json", params={"all": "1", "filters": '{"exited": ["7"]}'})
         zero = await client.get("/containers/json", params={"all": "1", "filters": '{"exited": {"0": true}}'})
     assert [r["Id"] for r in seven.json()] == [CID] and zero.json() == []
+
+
+async def test_rename_changes_the_name_and_refuses_bad_ones(started: Daemon) -> None:
+    write_container(started, EXITED)
+    async with started.client() as client:
+        renamed = await client.post("/v1.41/containers/web/rename", params={"name": "api"})
+        doc = (await client.get(f"/v1.41/containers/{CID}/json")).json()
+        bad = await client.post("/v1.41/containers/api/rename", params={"name": "no spaces"})
+        empty_name = await client.post("/v1.41/containers/api/rename")
+        top = await client.get("/v1.41/containers/api/top")
+    assert renamed.status_code == 204 and doc["Name"] == "/api"
+    assert (bad.status_code, empty_name.status_code, top.status_code) == (400, 400, 409)
