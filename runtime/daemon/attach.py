@@ -108,7 +108,7 @@ async def attach(request: Request) -> Reply:
     sup = supervisor(request)
     tty = dockerconfig.flag(container, "Tty")
     streams = chosen_streams(request)
-    watch = sup.next_exit(container.id)
+    watch = sup.next_exit(container)
     path = container.dir / LOG_FILE
     offset = 0 if request.query.flag("logs") else log_size(path)
     with_stdin = request.query.flag("stdin") and dockerconfig.flag(container, "OpenStdin")
@@ -216,7 +216,7 @@ async def logs(request: Request) -> Reply:
     tty = dockerconfig.flag(container, "Tty")
     stamps = request.query.flag("timestamps")
     path = container.dir / LOG_FILE
-    watch = supervisor(request).next_exit(container.id)
+    watch = supervisor(request).next_exit(container)
     window = Window.of(request)
     records, offset = await asyncio.to_thread(_tail, path, tail_of(request), window)
     following = request.query.flag("follow") and container.running()

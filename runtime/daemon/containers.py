@@ -69,7 +69,7 @@ async def wait(request: Request) -> Reply:
     if condition not in WAIT_CONDITIONS:
         raise ApiError(400, f"invalid condition {condition!r}: next-exit, not-running or removed")
     sup = supervisor(request)
-    watch = sup.removal(container.id) if condition == "removed" else sup.next_exit(container.id)
+    watch = sup.removal(container.id) if condition == "removed" else sup.next_exit(container)
     immediate = condition == "not-running" and not container.running()
 
     async def chunks() -> AsyncIterator[bytes]:

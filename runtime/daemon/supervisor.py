@@ -52,12 +52,16 @@ class Supervisor:
         self.last_code: dict[str, int] = {}
         self.execs: dict[str, Exec] = {}  # exec instances by id, forgotten with their container
         self.tasks: set[asyncio.Task[None]] = set()
+        self.watched: set[str] = set()  # containers whose monitor's pidfd is on the loop
 
     def runtime(self) -> OciRuntime:
         return OciRuntime(find(self.settings.oci_runtime), self.store.runc_root)
 
-    def next_exit(self, cid: str) -> Watch:
-        return self.exits.setdefault(cid, Watch())
+    def next_exit(self, container: Container) -> Watch:
+        """The container's next exit; a running one the daemon did not start (`runtime run`) is watched from now."""
+        if container.id not in self.watched and container.running():
+            self.watch(container.id, container.state.get("monitor_pid"))
+        return self.exits.setdefault(container.id, Watch())
 
     def removal(self, cid: str) -> Watch:
         return self.removals.setdefault(cid, Watch())
@@ -101,7 +105,9 @@ class Supervisor:
         launch_detached(self.store, container, runtime, stdin)
 
     def watch(self, cid: str, monitor_pid: object) -> None:
-        """Call ``exited`` once the monitor process is gone (now, if it already is)."""
+        """Call ``exited`` once the monitor process is gone (now, if it already is); once per container."""
+        if cid in self.watched:
+            return
         loop = asyncio.get_running_loop()
         try:
             if not isinstance(monitor_pid, int):
@@ -110,12 +116,14 @@ class Supervisor:
         except ProcessLookupError:
             self.spawn(self.exited(cid))
             return
+        self.watched.add(cid)
 
         def ready() -> None:
             loop.remove_reader(fd)
             os.close(fd)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(monitor_pid, os.WNOHANG)  # our child, unless a previous daemon started it
+            self.watched.discard(cid)
             self.spawn(self.exited(cid))
 
         loop.add_reader(fd, ready)

@@ -159,6 +159,15 @@ def test_exec_splits_streams_passes_the_code_and_takes_stdin_user_dir_env(daemon
     assert daemon.docker("ps", "--format", "{{.Names}}").stdout == "crate\n"
 
 
+def test_the_runtime_command_and_docker_share_the_store(daemon: RuntimeDaemon, image: str) -> None:
+    cli = RuntimeCli(daemon.base)  # the daemon's own store and settings
+    cli("run", "-d", "-q", "--name", "by-cli", image, "sh", "-c", "echo from cli; busybox sleep 1; exit 5")
+    assert daemon.docker("wait", "by-cli").stdout == "5\n"  # the daemon watches a monitor it did not start
+    assert daemon.docker("logs", "by-cli").stdout == "from cli\n"
+    daemon.docker("run", "--name", "by-docker", image, "sh", "-c", "exit 0")
+    assert "by-docker" in cli("ps", "-a").stdout
+
+
 def test_a_daemon_restart_keeps_stopped_containers_and_images(daemon: RuntimeDaemon, image: str) -> None:
     assert daemon.docker("run", "--name", "kept", image, "sh", "-c", "echo bye; exit 4", check=False).returncode == 4
     daemon.restart()

@@ -7,10 +7,13 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+from asyncio.subprocess import PIPE
 
 import pytest
 
 from runtime.daemon.supervisor import Supervisor
+from runtime.store import write_json_atomic
 
 from .conftest import Daemon
 from .test_containers import CID, EXITED, frames, write_container
@@ -45,7 +48,7 @@ async def test_attach_streams_what_is_written_after_it_until_the_exit(started: D
     write_container(started, {"status": "created"})
     reader, writer = await upgraded(started)
     append_log(started, ("stderr", "err\n"), ("stdout", "out\n"))
-    supervisor(started).next_exit(CID).fire(3)
+    supervisor(started).exits[CID].fire(3)
     body = await reader.read()  # the daemon closes the connection once the exit is reported and the log drained
     writer.close()
     assert frames(body) == [(2, b"err\n"), (1, b"out\n")]  # not the three records written before attaching
@@ -54,7 +57,7 @@ async def test_attach_streams_what_is_written_after_it_until_the_exit(started: D
 async def test_attach_logs_1_replays_the_log_first(started: Daemon) -> None:
     write_container(started, {"status": "created"})
     reader, writer = await upgraded(started, "&logs=1")
-    supervisor(started).next_exit(CID).fire(0)
+    supervisor(started).exits[CID].fire(0)
     body = await reader.read()
     writer.close()
     assert frames(body) == [(1, b"one\n"), (2, b"warn\n"), (1, b"two\n")]
@@ -69,7 +72,7 @@ async def test_stdin_reaches_the_pipe_and_the_half_close_closes_it(started: Daem
     read_end = supervisor(started).stdin[CID][0]
     received = await asyncio.wait_for(asyncio.to_thread(read_all, read_end), 60)  # guards a hang, times nothing
     assert received == b"line 1\nline 2\n"
-    supervisor(started).next_exit(CID).fire(0)
+    supervisor(started).exits[CID].fire(0)
     assert await reader.read() == b""
     writer.close()
 
@@ -117,3 +120,16 @@ async def test_a_start_that_fails_answers_the_waiters_too(started: Daemon, monke
         body = await r.aread()
     assert start.status_code == 500 and "no space left" in start.json()["message"]
     assert json.loads(body)["StatusCode"] == 255
+
+
+async def test_a_wait_on_a_container_the_daemon_did_not_start_ends_with_its_monitor(started: Daemon) -> None:
+    """`runtime run -d` (the CLI, no daemon) started it: the daemon watches its monitor from the first wait on."""
+    shell = await asyncio.create_subprocess_exec("sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!", stdout=PIPE)
+    pid = int((await shell.communicate())[0])  # an orphan, as a monitor is to a daemon that did not start it
+    path = write_container(started, {"status": "running", "pid": pid, "monitor_pid": pid})
+    async with started.client() as client, client.stream("POST", "/v1.41/containers/web/wait") as r:
+        assert r.status_code == 200
+        write_json_atomic(path / "state.json", {"status": "exited", "exit_code": 9})  # what the monitor leaves
+        os.kill(pid, signal.SIGKILL)
+        body = await r.aread()
+    assert json.loads(body) == {"Error": None, "StatusCode": 9}
