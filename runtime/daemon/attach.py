@@ -17,9 +17,8 @@ import os
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from .http import ApiError, Hijack, RawStream, Reply, Request, Streamed
 from .supervisor import Supervisor
 
 POLL = 0.05
-CHECK_EVERY = 20
 STREAMS = {"stdout": 1, "stderr": 2}
 LOG_FILE = "log.json"
 
@@ -56,20 +54,11 @@ def _read_from(path: Path, offset: int) -> bytes:
         return b""
 
 
-async def follow(
-    path: Path, offset: int, done: asyncio.Event, running: Callable[[], bool] | None = None
-) -> AsyncIterator[dict[str, Any]]:
-    """Records from byte `offset` on, as they are written, until `done` is set and the file is drained.
-
-    `running`, when given, is asked every CHECK_EVERY idle polls too: a container whose monitor the daemon does not
-    watch (started by the `runtime` command) ends a follow when it stops.
-    """
-    partial, idle = b"", 0
+async def follow(path: Path, offset: int, done: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+    """Records from byte `offset` on, as they are written, until `done` is set and the file is drained."""
+    partial = b""
     while True:
         finished = done.is_set()
-        idle += 1
-        if running is not None and idle % CHECK_EVERY == 0 and not await asyncio.to_thread(running):
-            finished = True
         data = await asyncio.to_thread(_read_from, path, offset)
         if data:
             offset += len(data)
@@ -225,18 +214,11 @@ async def logs(request: Request) -> Reply:
         for record in records:
             yield encode(record, streams, tty, stamps)
         if following:
-            async for record in follow(path, offset, watch.event, partial(still_running, request, container.id)):
+            async for record in follow(path, offset, watch.event):
                 if window.holds(record):
                     yield encode(record, streams, tty, stamps)
 
     return Streamed(chunks(), content_type="application/vnd.docker.multiplexed-stream")
-
-
-def still_running(request: Request, cid: str) -> bool:
-    try:
-        return containers.load(request.context.store, cid).running()
-    except (OSError, ValueError):
-        return False
 
 
 def encode(record: dict[str, Any], streams: set[str], tty: bool, stamps: bool) -> bytes:

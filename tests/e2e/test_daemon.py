@@ -162,8 +162,9 @@ def test_exec_splits_streams_passes_the_code_and_takes_stdin_user_dir_env(daemon
 def test_the_runtime_command_and_docker_share_the_store(daemon: RuntimeDaemon, image: str) -> None:
     cli = RuntimeCli(daemon.base)  # the daemon's own store and settings
     cli("run", "-d", "-q", "--name", "by-cli", image, "sh", "-c", "echo from cli; busybox sleep 1; exit 5")
-    assert daemon.docker("wait", "by-cli").stdout == "5\n"  # the daemon watches a monitor it did not start
-    assert daemon.docker("logs", "by-cli").stdout == "from cli\n"
+    followed = daemon.docker("logs", "-f", "by-cli")  # ends with the container: its monitor is watched from now
+    assert followed.stdout == "from cli\n"
+    assert daemon.docker("wait", "by-cli").stdout == "5\n"
     daemon.docker("run", "--name", "by-docker", image, "sh", "-c", "exit 0")
     assert "by-docker" in cli("ps", "-a").stdout
 
