@@ -8,11 +8,13 @@ import grp
 import logging
 import os
 import signal
+import socket
 import stat
 import time
 from pathlib import Path
 
 from ..config import Settings
+from ..errors import ConflictError, UsageError
 from ..store import Store
 from . import containers, execs, images, system
 from .context import Context
@@ -29,7 +31,7 @@ def routes() -> list[Route]:
 
 
 def prepare_socket(path: Path) -> None:
-    """Remove a stale socket left by a daemon that died; refuse to replace anything else."""
+    """Remove a stale socket left by a daemon that died; refuse a live daemon's, and anything else."""
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
@@ -37,31 +39,44 @@ def prepare_socket(path: Path) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise FileExistsError(f"{path} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX) as probe, contextlib.suppress(OSError):
+        probe.connect(str(path))
+        raise ConflictError(f"another daemon is listening on {path}")
     path.unlink()
 
 
-def secure_socket(path: Path, group: str | None) -> None:
-    """0660, owned by root's group or `group`: the socket grants root on the host, as dockerd's does."""
-    gid = grp.getgrnam(group).gr_gid if group else 0
+def group_id(group: str | None) -> int | None:
+    """The socket's group: root's (None) or the one named, which must exist."""
+    if not group:
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise UsageError(f"--group {group}: no such group") from None
+
+
+def secure_socket(path: Path, gid: int | None) -> None:
+    """0660, owned by root's group or `gid`: the socket grants root on the host, as dockerd's does."""
     if os.geteuid() == 0:
-        os.chown(path, 0, gid)
-    elif group:
+        os.chown(path, 0, gid or 0)
+    elif gid is not None:
         os.chown(path, -1, gid)
     os.chmod(path, SOCKET_MODE)
 
 
 async def serve(socket_path: Path, store: Store, settings: Settings, group: str | None = None) -> None:
+    gid = group_id(group)
+    prepare_socket(socket_path)
     supervisor = Supervisor(store, settings)
     context = Context(store, settings, started=time.time(), supervisor=supervisor)
     await supervisor.recover()
     router = Router(routes(), context)
-    prepare_socket(socket_path)
     old_umask = os.umask(0o117)
     try:
         server = await serve_unix(str(socket_path), router.dispatch)
     finally:
         os.umask(old_umask)
-    secure_socket(socket_path, group)
+    secure_socket(socket_path, gid)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.daemon.main import prepare_socket, secure_socket
+from runtime.daemon.main import group_id, prepare_socket, secure_socket
+from runtime.errors import ConflictError, UsageError
 
 
 def bound(path: Path) -> socket.socket:
@@ -28,17 +29,32 @@ def test_the_socket_is_0660_for_roots_group_or_the_one_named(short_dir: Path) ->
         if os.geteuid() == 0:
             assert (info.st_uid, info.st_gid) == (0, 0)
             group = grp.getgrgid(os.getgid() if os.getgid() != 0 else 1).gr_name
-            secure_socket(path, group)
+            secure_socket(path, group_id(group))
             assert path.stat().st_gid == grp.getgrnam(group).gr_gid
+    with pytest.raises(UsageError):
+        group_id("no-such-group-here")
 
 
-def test_a_stale_socket_is_replaced_and_a_regular_file_refused(short_dir: Path) -> None:
+def test_a_stale_socket_is_replaced_a_live_one_and_a_regular_file_refused(short_dir: Path) -> None:
     path = short_dir / "d.sock"
-    with bound(path):
-        pass
+    with bound(path) as live:
+        live.listen(1)
+        with pytest.raises(ConflictError):
+            prepare_socket(path)  # another daemon's: never stolen
     prepare_socket(path)
     assert not path.exists()
     path.write_text("not a socket")
     with pytest.raises(FileExistsError):
         prepare_socket(path)
     assert path.read_text() == "not a socket"
+
+
+def test_the_daemon_command_takes_its_socket_group_and_root_either_side() -> None:
+    from runtime.cli import build_parser
+
+    after = build_parser().parse_args(["daemon", "--socket", "/s.sock", "--root", "/store", "--group", "docker"])
+    before = build_parser().parse_args(["--root", "/store", "daemon"])
+    default = build_parser().parse_args(["daemon"])
+    assert (after.socket, after.root, after.group) == (Path("/s.sock"), Path("/store"), "docker")
+    assert (before.root, before.socket) == (Path("/store"), Path("/run/runtime.sock"))
+    assert (default.root, default.group) == (None, None)
