@@ -45,6 +45,13 @@ def prepare_socket(path: Path) -> None:
     path.unlink()
 
 
+def remove_socket(path: Path, ours: tuple[int, int]) -> None:
+    """Our socket, not one a later daemon bound at the same path."""
+    with contextlib.suppress(FileNotFoundError):
+        if identity(path) == ours:
+            os.unlink(path)
+
+
 def group_id(group: str | None) -> int | None:
     """The socket's group: root's (None) or the one named, which must exist."""
     if not group:
@@ -55,13 +62,20 @@ def group_id(group: str | None) -> int | None:
         raise UsageError(f"--group {group}: no such group") from None
 
 
-def secure_socket(path: Path, gid: int | None) -> None:
-    """0660, owned by root's group or `gid`: the socket grants root on the host, as dockerd's does."""
+def secure_socket(path: Path, gid: int | None) -> tuple[int, int]:
+    """0660, owned by root's group or `gid`: the socket grants root on the host, as dockerd's does; its identity."""
     if os.geteuid() == 0:
         os.chown(path, 0, gid or 0)
     elif gid is not None:
         os.chown(path, -1, gid)
     os.chmod(path, SOCKET_MODE)
+    return identity(path)
+
+
+def identity(path: Path) -> tuple[int, int]:
+    """Inode and change time: an inode number alone comes back for the next file made."""
+    info = os.lstat(path)
+    return info.st_ino, info.st_ctime_ns
 
 
 async def serve(socket_path: Path, store: Store, settings: Settings, group: str | None = None) -> None:
@@ -76,7 +90,7 @@ async def serve(socket_path: Path, store: Store, settings: Settings, group: str 
         server = await serve_unix(str(socket_path), router.dispatch)
     finally:
         os.umask(old_umask)
-    secure_socket(socket_path, gid)
+    ours = secure_socket(socket_path, gid)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,8 +101,7 @@ async def serve(socket_path: Path, store: Store, settings: Settings, group: str 
     finally:
         server.close()
         await supervisor.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(socket_path)
+        remove_socket(socket_path, ours)
 
 
 def run(socket_path: Path, store: Store, settings: Settings, group: str | None = None) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.daemon.main import group_id, prepare_socket, secure_socket
+from runtime.daemon.main import group_id, identity, prepare_socket, remove_socket, secure_socket
 from runtime.errors import ConflictError, UsageError
 
 
@@ -58,3 +58,15 @@ def test_the_daemon_command_takes_its_socket_group_and_root_either_side() -> Non
     assert (after.socket, after.root, after.group) == (Path("/s.sock"), Path("/store"), "docker")
     assert (before.root, before.socket) == (Path("/store"), Path("/run/runtime.sock"))
     assert (default.root, default.group) == (None, None)
+
+
+def test_a_stopping_daemon_removes_its_own_socket_only(short_dir: Path) -> None:
+    path = short_dir / "d.sock"
+    with bound(path):
+        first = identity(path)
+    path.unlink()
+    with bound(path):  # a later daemon's socket at the same path
+        remove_socket(path, first)
+        assert path.exists()
+        remove_socket(path, identity(path))
+        assert not path.exists()
