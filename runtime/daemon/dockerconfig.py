@@ -67,12 +67,32 @@ def network_of(host: dict[str, Any]) -> str:
     return NETWORKS[mode]
 
 
+UNSUPPORTED = {
+    "PortBindings": "publishing ports (-p): containers have no network but none or host",
+    "Privileged": "--privileged",
+    "CapAdd": "--cap-add",
+    "CapDrop": "--cap-drop",
+    "Devices": "--device",
+    "VolumesFrom": "--volumes-from",
+    "Links": "--link",
+    "Runtime": "--runtime",
+}
+
+
+def refuse_unsupported(host: dict[str, Any]) -> None:
+    """A request for what this daemon cannot do is a 400 naming it, never silently ignored."""
+    for key, what in UNSUPPORTED.items():
+        if host.get(key):
+            raise ApiError(400, f"not supported by this daemon: {what} (HostConfig.{key})")
+
+
 def run_options(body: Any, name: str | None) -> RunOptions:
     if not isinstance(body, dict):
         raise ApiError(400, "Config cannot be empty in order to create a container")
     host = body.get("HostConfig") or {}
     if not isinstance(host, dict):
         raise ApiError(400, "HostConfig: expected an object")
+    refuse_unsupported(host)
     entrypoint = string_list(body, "Entrypoint")
     command = string_list(body, "Cmd") or []
     if entrypoint is not None:

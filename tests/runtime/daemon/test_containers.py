@@ -144,7 +144,11 @@ def test_the_create_body_maps_onto_run_options() -> None:
     assert (opts.network, opts.volumes, opts.memory, opts.pids_limit) == ("host", ["/h:/c:ro"], None, 64)
     assert dockerconfig.run_options({"Image": "x", "Entrypoint": [""]}, None).entrypoint == ""
     assert dockerconfig.run_options({"Image": "x", "HostConfig": {"NetworkMode": "default"}}, None).network == "none"
-    for bad in ({"Env": [1]}, {"WorkingDir": "relative"}, {"User": 0}, {"HostConfig": {"Memory": "1g"}}):
+    as_sent = {"PortBindings": {}, "Privileged": False, "CapAdd": None, "Devices": [], "Links": None}  # docker 20.10's
+    assert dockerconfig.run_options({"Image": "x", "HostConfig": as_sent}, None).network == "none"
+    ports = {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}}
+    for bad in ({"Env": [1]}, {"WorkingDir": "relative"}, {"User": 0}, {"HostConfig": {"Memory": "1g"}},
+                {"HostConfig": ports}, {"HostConfig": {"Privileged": True}}):  # fmt: skip
         with pytest.raises(ApiError) as caught:
             dockerconfig.run_options({"Image": "x", **bad}, None)
         assert caught.value.status == 400
