@@ -14,7 +14,7 @@ from typing import Any
 
 import h11
 
-from .http import COMMON_HEADERS, READ_SIZE, SERVER, Dispatch, Hijack, RawStream, Response, Streamed, log
+from .http import COMMON_HEADERS, READ_SIZE, SERVER, Dispatch, Hijack, RawStream, Reply, Response, Streamed, log
 
 MAX_HEAD = 64 << 10
 
@@ -66,13 +66,15 @@ class Connection:
         reply = await self.dispatch(event, body)
         async for _ in body:  # what the handler left unread
             pass
-        if isinstance(reply, Hijack):
+        if event.method == b"HEAD":
+            await self.respond(await headers_only(reply), head=True)
+        elif isinstance(reply, Hijack):
             await self.hijack(event, reply)
             return False
-        if isinstance(reply, Streamed):
+        elif isinstance(reply, Streamed):
             await self.stream(reply)
         else:
-            await self.respond(reply, head=event.method == b"HEAD")
+            await self.respond(reply)
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
     def send(self, event: h11.Event) -> None:
@@ -166,6 +168,18 @@ async def _until(chunks: AsyncIterator[bytes], watcher: asyncio.Future[bool]) ->
         except StopAsyncIteration:
             return
         yield chunk
+
+
+async def headers_only(reply: Reply) -> Response:
+    """HEAD: the status and type a GET would have, no body (a stream is closed unread, a hijack not made)."""
+    if isinstance(reply, Response):
+        return reply
+    if isinstance(reply, Hijack):
+        return Response(200, content_type=reply.content_type)
+    aclose = getattr(reply.chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    return Response(reply.status, content_type=reply.content_type)
 
 
 def _reason(status: int) -> bytes:

@@ -115,6 +115,15 @@ async def test_a_chunked_request_body_is_read_and_the_connection_kept(daemon: Da
     assert b"HTTP/1.1 204 No Content\r\n" in rest
 
 
+async def test_head_of_a_streamed_route_is_headers_only_and_the_connection_kept(daemon: Daemon) -> None:
+    await daemon.start(ROUTES)
+    async with daemon.client() as client:
+        head = await client.head("/stream")
+        after = await client.get("/stream")
+    assert (head.status_code, head.content) == (200, b"")
+    assert after.text == "0\n1\n2\n"
+
+
 async def test_a_streamed_answer_is_chunked_as_it_comes(daemon: Daemon) -> None:
     await daemon.start(ROUTES)
     async with daemon.client() as client:
