@@ -14,7 +14,19 @@ from typing import Any
 
 import h11
 
-from .http import COMMON_HEADERS, READ_SIZE, SERVER, Dispatch, Hijack, RawStream, Reply, Response, Streamed, log
+from .http import (
+    COMMON_HEADERS,
+    READ_SIZE,
+    SERVER,
+    ApiError,
+    Dispatch,
+    Hijack,
+    RawStream,
+    Reply,
+    Response,
+    Streamed,
+    log,
+)
 
 MAX_HEAD = 64 << 10
 
@@ -48,8 +60,12 @@ class Connection:
             self.h11.receive_data(data)
 
     async def body(self) -> AsyncIterator[bytes]:
+        """The request's body; a malformed or cut-short one is the client's 400 (and the connection's end)."""
         while True:
-            event = await self.next_event()
+            try:
+                event = await self.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise ApiError(400, f"bad request body: {exc}") from None
             if isinstance(event, h11.Data):
                 yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:

@@ -124,6 +124,14 @@ async def test_head_of_a_streamed_route_is_headers_only_and_the_connection_kept(
     assert after.text == "0\n1\n2\n"
 
 
+async def test_a_malformed_or_cut_short_body_is_a_400(daemon: Daemon) -> None:
+    await daemon.start(ROUTES)
+    bad_chunk = await daemon.raw(b"POST /echo/1 HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    cut_short = await daemon.raw(b'POST /echo/1 HTTP/1.1\r\nHost: d\r\nContent-Length: 30\r\n\r\n{"a": ')
+    assert bad_chunk.startswith(b"HTTP/1.1 400 ") and b"bad request body" in bad_chunk
+    assert cut_short.startswith(b"HTTP/1.1 400 ") and b"bad request body" in cut_short
+
+
 async def test_a_streamed_answer_is_chunked_as_it_comes(daemon: Daemon) -> None:
     await daemon.start(ROUTES)
     async with daemon.client() as client:
