@@ -30,6 +30,20 @@ def string_list(doc: dict[str, Any], key: str) -> list[str] | None:
         return [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ApiError(400, f"{key}: expected a list of strings")
+    if any("\0" in v for v in value):
+        raise ApiError(400, f"{key}: a NUL byte is not allowed")
+    return value
+
+
+def text(doc: dict[str, Any], key: str) -> str:
+    """A string field ("" when absent or null); 400 for another type or a NUL byte."""
+    value = doc.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ApiError(400, f"{key}: expected a string")
+    if "\0" in value:
+        raise ApiError(400, f"{key}: a NUL byte is not allowed")
     return value
 
 
@@ -97,11 +111,9 @@ def run_options(body: Any, name: str | None) -> RunOptions:
     command = string_list(body, "Cmd") or []
     if entrypoint is not None:
         command = entrypoint[1:] + command
-    for key in ("WorkingDir", "User"):
-        if not isinstance(body.get(key, ""), str | None):
-            raise ApiError(400, f"{key}: expected a string")
-    if body.get("WorkingDir") and not body["WorkingDir"].startswith("/"):
-        raise ApiError(400, f"the working directory '{body['WorkingDir']}' is invalid, it needs to be an absolute path")
+    workdir, user = text(body, "WorkingDir"), text(body, "User")
+    if workdir and not workdir.startswith("/"):
+        raise ApiError(400, f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     tty = bool(body.get("Tty"))
     env = string_list(body, "Env") or []
     if tty and not any(item.startswith("TERM=") for item in env):
@@ -113,8 +125,8 @@ def run_options(body: Any, name: str | None) -> RunOptions:
         tty=tty,
         console_size=console_size(host),
         volumes=string_list(host, "Binds") or [],
-        workdir=body.get("WorkingDir") or None,
-        user=body.get("User") or None,
+        workdir=workdir or None,
+        user=user or None,
         name=container_name(name),
         network=network_of(host),
         memory=optional_int(host, "Memory"),

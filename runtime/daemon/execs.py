@@ -71,12 +71,9 @@ def parse(body: Any, container: Container) -> Exec:
     cmd = dockerconfig.string_list(body, "Cmd")
     if not cmd:
         raise ApiError(400, "No exec command specified")
-    for key in ("User", "WorkingDir"):
-        if not isinstance(body.get(key, ""), str | None):
-            raise ApiError(400, f"{key}: expected a string")
     streams = {name for name, key in (("stdout", "AttachStdout"), ("stderr", "AttachStderr")) if body.get(key)}
     return Exec(secrets.token_hex(32), container, cmd, tty=bool(body.get("Tty")), stdin=bool(body.get("AttachStdin")),
-                streams=streams, user=body.get("User") or "", workdir=body.get("WorkingDir") or "",
+                streams=streams, user=dockerconfig.text(body, "User"), workdir=dockerconfig.text(body, "WorkingDir"),
                 env=dockerconfig.string_list(body, "Env") or [])  # fmt: skip
 
 

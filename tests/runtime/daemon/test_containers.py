@@ -148,7 +148,8 @@ def test_the_create_body_maps_onto_run_options() -> None:
     assert dockerconfig.run_options({"Image": "x", "HostConfig": as_sent}, None).network == "none"
     ports = {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}}
     for bad in ({"Env": [1]}, {"WorkingDir": "relative"}, {"User": 0}, {"HostConfig": {"Memory": "1g"}},
-                {"HostConfig": ports}, {"HostConfig": {"Privileged": True}}):  # fmt: skip
+                {"HostConfig": ports}, {"HostConfig": {"Privileged": True}}, {"WorkingDir": "/a\0b"},
+                {"Env": ["A=\0"]}, {"User": "a\0"}, {"HostConfig": {"Binds": ["/a:/b\0"]}}):  # fmt: skip
         with pytest.raises(ApiError) as caught:
             dockerconfig.run_options({"Image": "x", **bad}, None)
         assert caught.value.status == 400
