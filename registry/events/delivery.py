@@ -105,7 +105,7 @@ class Delivery:
         pulls = self.pulls.take(self.batch)
         if not pulls:
             return None
-        if await self._post([self.render.encoded(pull) for pull in pulls]):
+        if await self._post(self.render.body(pulls), len(pulls)):
             return self._succeeded()
         self.pulls.give_back(pulls)
         return self._refused()
@@ -127,7 +127,7 @@ class Delivery:
         return (token, claimed) if claimed else None
 
     async def _deliver_rows(self, token: str, claimed: list[outbox.Claimed]) -> bool:
-        if await self._post([row.payload for row in claimed]):
+        if await self._post(envelope([row.payload for row in claimed]), len(claimed)):
             ids = [row.id for row in claimed]
             await self.db.write(lambda session: outbox.delivered(session, ids), durable=False)
             return self._succeeded()
@@ -152,15 +152,16 @@ class Delivery:
     def _due(self, attempts: int) -> datetime:
         return utcnow() + timedelta(seconds=backoff(self.endpoint, max(attempts, self.failures)))
 
-    async def _post(self, payloads: list[str]) -> bool:
+    async def _post(self, body: bytes, count: int) -> bool:
+        """Post an envelope of ``count`` events."""
         try:
-            status = await self.poster.post(envelope(payloads))
+            status = await self.poster.post(body)
         except PostFailed as failed:
-            self._failed(str(failed), len(payloads))
+            self._failed(str(failed), count)
             return False
         if 200 <= status < 400:
             return True
-        self._failed(f"status {status}", len(payloads))
+        self._failed(f"status {status}", count)
         return False
 
     def _failed(self, reason: str, count: int) -> None:
@@ -183,7 +184,7 @@ class Delivery:
                 for waiting in waits:
                     waiting.cancel()
         if self.woken.is_set() or ready.is_set():
-            ready.clear()
+            self.pulls.unready()
             await stopped_within(stop, SETTLE)
 
     async def _last_pulls(self) -> None:
@@ -191,7 +192,7 @@ class Delivery:
         (the rest are lost, as distribution loses its queue; the outbox's rows wait for the next start)."""
         for _ in range(LAST_POSTS):
             pulls = self.pulls.take(MAX_BATCH)
-            if not pulls or not await self._post([self.render.encoded(pull) for pull in pulls]):
+            if not pulls or not await self._post(self.render.body(pulls), len(pulls)):
                 return
 
 

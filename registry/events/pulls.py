@@ -82,7 +82,9 @@ class PullQueue:
     def __init__(self, endpoint: str, limit: int = MAX_QUEUED) -> None:
         self.endpoint = endpoint
         self.waiting: deque[Pull] = deque(maxlen=limit)
-        self.ready = asyncio.Event()  # set when a pull is put; its delivery loop clears it
+        self.limit = limit
+        self.ready = asyncio.Event()  # set when a pull is put; its delivery loop clears it (``unready``)
+        self._ready = False  # the event's state, read without a call on every put
         self.dropped = 0
         self._warned_at = -WARN_EVERY
 
@@ -90,11 +92,17 @@ class PullQueue:
         return len(self.waiting)
 
     def put(self, pull: Pull) -> None:
-        if len(self.waiting) == self.waiting.maxlen:
+        waiting = self.waiting
+        if len(waiting) == self.limit:
             self._dropped(1)
-        self.waiting.append(pull)
-        if not self.ready.is_set():
+        waiting.append(pull)
+        if not self._ready:
+            self._ready = True
             self.ready.set()
+
+    def unready(self) -> None:
+        self._ready = False
+        self.ready.clear()
 
     def take(self, limit: int) -> list[Pull]:
         waiting = self.waiting
@@ -105,7 +113,7 @@ class PullQueue:
         its own goes behind the others instead, so that one the endpoint always refuses holds none of them back."""
         if len(pulls) == 1 and self.waiting:
             return self.put(pulls[0])
-        room = (self.waiting.maxlen or 0) - len(self.waiting)
+        room = self.limit - len(self.waiting)
         if room < len(pulls):
             self._dropped(len(pulls) - room)
             pulls = pulls[len(pulls) - room :] if room > 0 else []
@@ -140,20 +148,37 @@ class PullEvents:
         self._second, self._second_text = -1, ""
 
     def encoded(self, pull: Pull) -> str:
-        """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it: only its id, time, request id and
-        client address are written per event, around what is kept as JSON per content and client (``_parts``)."""
+        """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it."""
+        parts: list[str] = []
+        self.write(pull, parts)
+        return "".join(parts)
+
+    def body(self, pulls: Sequence[Pull]) -> bytes:
+        """The envelope of these pulls' events (``registry.events.envelope.envelope``), joined and encoded once."""
+        parts = ['{"events":[']
+        for pull in pulls:
+            self.write(pull, parts)
+            parts.append(",")
+        parts[-1] = "]}"
+        return "".join(parts).encode()
+
+    def write(self, pull: Pull, parts: list[str]) -> None:
+        """The event's JSON onto ``parts``: only its id, time, request id and client address are made per event,
+        around what is kept as JSON per content and client (``_parts``). The request id needs no escaping: it is
+        one RequestObserving found sane or made (``registry.events.requests``)."""
         number, at, request_id, address, port = pull[:5]
         if not pull[12]:  # no method: reported outside a request, never on the request path
-            return self.event(pull).encoded()
+            parts.append(self.event(pull).encoded())
+            return
         second, micro = divmod(at, 1_000_000)
         if second != self._second:
-            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second, self._second_text = second, time.strftime('"%Y-%m-%dT%H:%M:%S.', time.gmtime(second))
         target, rest = self._parts.get(pull[6:]) or self._kept_parts(pull)
         addr = self._addrs.get((address, port)) or self._kept_addr(address, port)
-        return (
-            f'{{"id":"{self._ids.of(number)}","timestamp":"{self._second_text}.{micro:06d}Z"{target}'
-            f"{_string(request_id or new_request_id())},{addr}{rest}"
-        )
+        parts += (
+            '{"id":"', self._ids.of(number), '","timestamp":', self._second_text, str(micro + 1_000_000)[1:], 'Z"',
+            target, '"', request_id or new_request_id(), '",', addr, rest,
+        )  # fmt: skip
 
     def _kept_parts(self, pull: Pull) -> tuple[str, str]:
         """From the action to the request's id, and after its address: the same for every pull of one content by

@@ -34,6 +34,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 USER_AGENT_LIMIT = 256  # characters of a User-Agent kept in the record
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122's variant bits
+_BIT_48 = 1 << 48
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:+/=@-]{1,128}")
 
 
@@ -81,9 +82,7 @@ def current_request_id() -> str | None:
     return _current.get().request_id
 
 
-def current_request() -> Current:
-    """The request being handled by this task (``Current``; its fields None outside one)."""
-    return _current.get()
+current_request: Callable[[], Current] = _current.get  # the request this task handles (None fields outside one)
 
 
 def current_scope() -> Scope | None:
@@ -199,7 +198,7 @@ class UuidSequence:
         self._numbers = itertools.count()
 
     def of(self, number: int) -> str:
-        return f"{self._prefix}{(self._start + number) & 0xFFFF_FFFF_FFFF:012x}"
+        return self._prefix + hex((self._start + number) & 0xFFFF_FFFF_FFFF | _BIT_48)[3:]  # 12 digits, zeros kept
 
     def next(self) -> str:
         return self.of(next(self._numbers))

@@ -133,20 +133,19 @@ class EventSink:
         references: References,
     ) -> None:  # fmt: skip
         """A tuple of the raw values (``registry.events.pulls.PULL_FIELDS``) into each queue."""
-        current = current_request()
-        scope = current.scope or _NO_REQUEST
-        state = scope.get("state") or {}
-        app = scope.get("app")
-        if app is not None and app is not self.pull_events.app:
-            self.pull_events.app = app
-        host, useragent = current.host, current.useragent  # as RequestObserving read them
-        if scope["headers"] is not current.headers:  # registry.forwarded has changed them (or no request)
+        request_id, scope, headers, host, useragent = current_request()
+        if scope is None:
+            scope = _NO_REQUEST
+        elif self.pull_events.app is None:
+            self.pull_events.app = scope.get("app")
+        if scope["headers"] is not headers:  # registry.forwarded has changed them (or no request)
             host, useragent = host_and_useragent(scope["headers"])
         client, server = scope.get("client") or _NOBODY, scope.get("server") or _NOBODY
+        grants = scope["state"].get("grants") if "state" in scope else None
         pull = (
-            next(self._pull_numbers), time.time_ns() // 1000, state.get("request_id") or "", client[0], client[1],
-            references, route, repo, digest, media_type, size, tag, scope["method"], scope["scheme"], server[0],
-            server[1], host, useragent, getattr(state.get("grants"), "subject", "") or "",
+            next(self._pull_numbers), time.time_ns() // 1000, request_id or "", client[0], client[1], references,
+            route, repo, digest, media_type, size, tag, scope["method"], scope["scheme"], server[0], server[1], host,
+            useragent, getattr(grants, "subject", "") or "",
         )  # fmt: skip
         for queue in queues:
             queue.put(pull)

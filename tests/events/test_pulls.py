@@ -19,7 +19,7 @@ import pytest
 from registry.app import create_app
 from registry.db import outbox
 from registry.events import pulls as pulls_module
-from registry.events.envelope import Source
+from registry.events.envelope import Source, envelope
 from registry.events.pulls import PULL_FIELDS, Pull, PullEvents, PullQueue
 from tests.api_helpers import OCI_MANIFEST, client_on, push_blob, push_image
 from tests.conftest import make_config
@@ -265,3 +265,19 @@ def test_a_pull_is_written_as_the_event_object_would_be(
         assert found["target"]["url"].endswith(f"/v2/team/app/{route}/{DIGEST}")
     if found["target"].get("references"):
         assert found["target"]["references"] == [{"mediaType": REFERENCES[0][0], "size": 7, "digest": DIGEST}]
+
+
+def test_a_batch_of_pulls_is_one_envelope_of_their_events_in_order(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "inmemory")
+    events = PullEvents(Source("registry-1:5000", "instance-1"), config.http)
+    events.app = create_app(config)
+    batch = [
+        captured(number=n, request_id=f"req-{n}", client_port=40000 + n, **changes)
+        for n, changes in enumerate([{}, {"route": "blob", "media_type": BLOB, "tag": "", "references": ()}, {}])
+    ]
+    body = events.body(batch)
+    assert body == envelope([events.encoded(pull) for pull in batch])
+    found = json.loads(body)["events"]
+    assert [e["request"]["id"] for e in found] == ["req-0", "req-1", "req-2"]
+    assert [e["request"]["addr"] for e in found] == ["10.0.0.1:40000", "10.0.0.1:40001", "10.0.0.1:40002"]
+    assert len({e["id"] for e in found}) == 3 and events.body(batch[:1]) == envelope([events.encoded(batch[0])])

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from registry.events.requests import (
     RequestObserving,
     RequestRecord,
+    UuidSequence,
     add_observer,
     current_request_id,
     new_request_id,
@@ -216,6 +217,14 @@ def test_request_ids_are_version_4_uuids_unique_per_process_and_a_forked_child_d
     with os.fdopen(reading) as pipe:
         childs = pipe.read()
     assert UUID.fullmatch(childs) and childs[:23] != ids[-1][:23], "a forked child must not continue the parent's ids"
+
+
+def test_an_id_keeps_its_twelve_last_digits_when_its_number_is_small_or_wraps() -> None:
+    ids = UuidSequence()
+    ids._start = 0
+    assert ids.of(1).endswith("-000000000001") and UUID.fullmatch(ids.of(1))
+    ids._start = 0xFFFF_FFFF_FFFF
+    assert ids.of(1).endswith("-000000000000") and ids.of(2).endswith("-000000000001")
 
 
 class Counted:
