@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy.sql import Executable
 
-from registry.db.sessions import ForeignAwaitInTransaction, Params, Scalars, Writer
+from registry.db.sessions import ForeignAwaitInTransaction, ScalarsOfExecute, Writer
 
 _T = TypeVar("_T")
 
 
-class GuardedWriter:
+class GuardedWriter(ScalarsOfExecute):
     """A ``Writer`` over another that knows when one of its statements is in flight."""
 
     def __init__(self, session: Writer) -> None:
@@ -30,13 +30,6 @@ class GuardedWriter:
             return await self._session.execute(statement, params)
         finally:
             self.in_statement = False
-
-    async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
-        return (await self.execute(statement, params)).scalar()
-
-    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
-        found: Scalars = (await self.execute(statement, params)).scalars()
-        return found
 
     def get_bind(self) -> Any:
         return self._session.get_bind()

@@ -83,6 +83,20 @@ class PlainRows:
         return self.scalar()
 
 
+class ScalarsOfExecute:
+    """``scalar`` and ``scalars`` over the class's own ``execute``: the sessions SQLAlchemy does not make."""
+
+    async def execute(self, statement: Executable, params: Any = None, /) -> Any:
+        raise NotImplementedError
+
+    async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
+        return (await self.execute(statement, params)).scalar()
+
+    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
+        found: Scalars = (await self.execute(statement, params)).scalars()
+        return found
+
+
 class Writer(Protocol):
     """Inside a write transaction: statements, and the dialect's name for dialect-specific inserts."""
 

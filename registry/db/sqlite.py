@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, FrozenResult
 from sqlalchemy.sql import Executable
 
-from registry.db.sessions import ForeignAwaitInTransaction, Params, PlainRows, Rows, Scalars, Writer
+from registry.db.sessions import ForeignAwaitInTransaction, Params, PlainRows, Rows, ScalarsOfExecute, Writer
 from registry.db.sqlite_plain import PlainStatement, PlainStatements
 
 SQLITE_PRAGMAS = (
@@ -39,7 +39,7 @@ def connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
     return connection
 
 
-class ThreadedReader:
+class ThreadedReader(ScalarsOfExecute):
     """SQLite reads in one thread hop per statement on a plain sqlite3 connection; aiosqlite needs about nine hops
     (cursor, execute, fetch, close, rollback...), which made every indexed lookup cost milliseconds. Statements
     with a plain form (``registry.db.sqlite_plain``) run as their compiled SQL on one read-only sqlite3 connection
@@ -100,12 +100,6 @@ class ThreadedReader:
         if self._inline is not None:
             self._inline.close()
         self._engine.dispose()
-
-    async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
-        return (await self.execute(statement, params)).scalar()
-
-    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
-        return (await self.execute(statement, params)).scalars()
 
 
 class WriteThread:
@@ -179,7 +173,7 @@ def _drive(coroutine: Coroutine[Any, Any, _T]) -> _T:
     raise ForeignAwaitInTransaction()
 
 
-class _InlineWriter:
+class _InlineWriter(ScalarsOfExecute):
     """The ``Writer`` a ``WriteThread`` transaction gets: each statement runs at once on the transaction's
     connection, in the writer thread, and its result is read there too."""
 
@@ -194,13 +188,6 @@ class _InlineWriter:
             assert isinstance(driver, sqlite3.Connection)
             return plain.run(driver, params)
         return self._connection.execute(statement, params)
-
-    async def scalar(self, statement: Executable, params: Params = None, /) -> Any:
-        return (await self.execute(statement, params)).scalar()
-
-    async def scalars(self, statement: Executable, params: Params = None, /) -> Scalars:
-        found: Scalars = (await self.execute(statement, params)).scalars()
-        return found
 
     def get_bind(self) -> Any:
         return self._connection
