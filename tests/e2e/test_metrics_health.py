@@ -201,9 +201,11 @@ def test_the_same_config_yml_starts_distribution_too(tmp_path: Path, kind: str) 
 
 @contextmanager
 def listening() -> Iterator[socket.socket]:
+    """A port the tcp checks connect to. Nothing accepts: every probe's connection waits in the backlog, so it is as
+    long as the kernel allows (with 8, a slow run's probes filled it and the next connect timed out)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
+        sock.listen(socket.SOMAXCONN)
         yield sock
 
 
