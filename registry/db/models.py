@@ -50,6 +50,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(value: datetime | str) -> datetime:
+    """A timestamp as SQLite gives it back (text, or a datetime without its zone) or PostgreSQL does; all are UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _timestamp(name: str, index: bool | None = None) -> Column[datetime]:
     return Column(name, DateTime(timezone=True), nullable=False, default=utcnow, index=index)
 

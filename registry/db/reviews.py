@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from registry.db.dialect import dialect_insert, for_dialect
 from registry.db.models import (
+    aware,
     blobs,
     gc_blob_deletions,
     gc_blob_reviews,
@@ -181,14 +182,14 @@ async def review_blob(
     if row is None:
         await _end_blob_review(session, digest, token, None)
         return BlobVerdict()
-    protected_until = None if row[1] is None else _aware(row[1])
+    protected_until = None if row[1] is None else aware(row[1])
     if leases and protected_until is not None and protected_until > now:
         await _end_blob_review(session, digest, token, protected_until)
         return BlobVerdict()
     removed = (await session.execute(_DROP_LINKS, {**key, "cutoff": link_cutoff})).rowcount
     young = await session.scalar(_YOUNGEST_LOOSE_LINK, key)
     if await session.scalar(_STILL_REFERENCED, key):
-        postpone = None if young is None else _aware(young) + (now - link_cutoff)
+        postpone = None if young is None else aware(young) + (now - link_cutoff)
         await _end_blob_review(session, digest, token, postpone)
         return BlobVerdict(links_removed=removed)
     await session.execute(_DELETE_BLOB, key)
@@ -204,13 +205,6 @@ async def _end_blob_review(session: Writer, digest: str, token: str, postpone_to
         await session.execute(_END_BLOB_REVIEW, params)
     else:
         await session.execute(_POSTPONE_BLOB_REVIEW, {**params, "postpone_to": postpone_to})
-
-
-def _aware(value: datetime | str) -> datetime:
-    """A timestamp as SQLite gives it back (text, or a datetime without its zone) or PostgreSQL does; all are UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # leases and tombstones
@@ -231,7 +225,7 @@ async def claim_blob(session: Writer, digest: str, size: int, now: datetime, unt
     await session.execute(for_dialect(session, "lease", blobs, _upsert_lease), row)
     started = await session.scalar(_TOMBSTONE_STARTED, {"blob": digest})
     if started is not None:
-        raise BlobBeingDeleted(_aware(started))
+        raise BlobBeingDeleted(aware(started))
 
 
 def _upsert_lease(insert: Any) -> Any:
@@ -314,7 +308,7 @@ async def review_manifest(
     ):
         await _end_review(session, gc_manifest_reviews, review, token, None)
         return ManifestVerdict()
-    due = _aware(queued) + timedelta(seconds=after)
+    due = aware(queued) + timedelta(seconds=after)
     if due > now:
         await _end_review(session, gc_manifest_reviews, review, token, due)
         return ManifestVerdict()

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, union
 
 from registry.db import globs
 from registry.db.models import (
+    aware,
     blobs,
     gc_blob_deletions,
     gc_blob_reviews,
@@ -112,15 +113,8 @@ async def repository_page(
 
 
 def _repository_row(row: Any) -> RepositoryRow:
-    times = [_aware(time) for time in (row.tagged, row.pushed) if time is not None]
+    times = [aware(time) for time in (row.tagged, row.pushed) if time is not None]
     return RepositoryRow(row.name, int(row.tag_count or 0), int(row.size or 0), max(times) if times else None)
-
-
-def _aware(moment: datetime | str) -> datetime:
-    """A scalar subquery's time as a datetime: SQLite's may come back as its text; its times are UTC."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def tag_page(session: Reader, repo_id: int, sort: str, descending: bool, offset: int, limit: int) -> list[TagRow]:
