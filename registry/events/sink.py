@@ -20,7 +20,6 @@ import itertools
 import logging
 import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,7 +34,7 @@ from registry.db.sessions import Writer
 from registry.events.endpoints import Notifications
 from registry.events.envelope import BLOB_MEDIA_TYPE, DELETE, MOUNT, PULL, PUSH, Event, RequestRecord, Source, Target
 from registry.events.pulls import MAX_QUEUED, PullEvents, PullQueue, References, host_and_useragent
-from registry.events.requests import current_request, current_scope
+from registry.events.requests import current_request, current_scope, new_request_id
 from registry.forwarded import base_url
 from registry.manifests import ParsedManifest, parse_manifest
 
@@ -257,13 +256,13 @@ def _nothing(size: int) -> Pending:
 def _request_record(scope: Scope) -> RequestRecord:
     state = scope.setdefault("state", {})
     client = scope.get("client")
-    headers = {name: value for name, value in scope["headers"] if name in (b"host", b"user-agent")}
+    host, useragent = host_and_useragent(scope["headers"])  # as a pull event reads them
     return RequestRecord(
-        id=str(state.setdefault("request_id", str(uuid.uuid4()))),
+        id=str(state.setdefault("request_id", new_request_id())),
         addr=f"{client[0]}:{client[1]}" if client else "",
-        host=headers.get(b"host", b"").decode("latin-1"),
+        host=host.decode("latin-1"),
         method=scope["method"],
-        useragent=headers.get(b"user-agent", b"").decode("latin-1"),
+        useragent=useragent.decode("latin-1"),
     )
 
 
