@@ -82,7 +82,6 @@ class PullQueue:
     def __init__(self, endpoint: str, limit: int = MAX_QUEUED) -> None:
         self.endpoint = endpoint
         self.waiting: deque[Pull] = deque(maxlen=limit)
-        self.limit = limit
         self.ready = asyncio.Event()  # set when a pull is put; its delivery loop clears it (``unready``)
         self._ready = False  # the event's state, read without a call on every put
         self.dropped = 0
@@ -93,7 +92,7 @@ class PullQueue:
 
     def put(self, pull: Pull) -> None:
         waiting = self.waiting
-        if len(waiting) == self.limit:
+        if len(waiting) == waiting.maxlen:
             self._dropped(1)
         waiting.append(pull)
         if not self._ready:
@@ -113,7 +112,7 @@ class PullQueue:
         its own goes behind the others instead, so that one the endpoint always refuses holds none of them back."""
         if len(pulls) == 1 and self.waiting:
             return self.put(pulls[0])
-        room = self.limit - len(self.waiting)
+        room = (self.waiting.maxlen or 0) - len(self.waiting)
         if room < len(pulls):
             self._dropped(len(pulls) - room)
             pulls = pulls[len(pulls) - room :] if room > 0 else []
