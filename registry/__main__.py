@@ -1,6 +1,7 @@
 """``python -m registry`` and the ``registry`` command. The garbage collector is off while the server starts: the
 objects start-up makes (modules, classes, prepared statements) live as long as the process, and collecting among
-them was about a tenth of start-up; ``registry.cli`` turns it back on."""
+them was about a tenth of start-up; ``registry.app.settle_heap`` freezes them and turns it back on once the app has
+started."""
 
 import gc
 

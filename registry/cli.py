@@ -23,7 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from registry import __version__
-from registry.app import create_app
+from registry.app import create_app, settle_heap
 from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
@@ -125,7 +125,7 @@ def _migrate_in_child(config: Config) -> None:
 
 def app_factory() -> Starlette:
     """Entry point for worker processes: they read the same configuration as the parent."""
-    return create_app(_load(None))
+    return create_app(_load(None), serving=True)
 
 
 KEEP_ALIVE_SECONDS = 120
@@ -217,7 +217,6 @@ def serve(config_path: str | None, workers: int | None) -> None:
     options = _uvicorn_options(config, count)
     where = options.get("uds") or f"{options.get('host')}:{options.get('port')}"
     log.info("registry %s on %s, storage %s, %d worker(s)", __version__, where, config.storage.driver, count)
-    _start_collecting()
     debug = DebugServer(config, count) if config.http.debug.addr else None  # before the workers: they inherit its env
     if debug is not None:
         debug.start()
@@ -232,18 +231,12 @@ def _run(config: Config, config_path: str | None, count: int, options: dict[str,
     if count > 1:
         if config_path:
             os.environ[CONFIG_ENV] = os.path.abspath(config_path)
+        settle_heap()  # the supervisor's: each worker settles its own once its app has started
         uvicorn.run("registry.cli:app_factory", factory=True, **options)
     else:
         # uvicorn shuts down gracefully, then re-raises the signal with the previous handler: make that an exit 0
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        uvicorn.run(create_app(config), **options)
-
-
-def _start_collecting() -> None:
-    """What start-up made lives as long as the server: frozen, the garbage collector (off until now when started by
-    ``registry/__main__.py``) never walks it again."""
-    gc.freeze()
-    gc.enable()
+        uvicorn.run(create_app(config, serving=True), **options)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
