@@ -122,10 +122,10 @@ def main() -> None:
                     w.push_image(client, "bench/notify", "v1", b"layer")
                 w.concurrent_pushes(server.base_url, w.small_images("bench/warm", PUSHES, w.MiB))  # not timed
             for round_number in range(args.rounds):  # all the GETs first: a push's writes slow what follows
-                for server in servers[round_number % 3 :] + servers[: round_number % 3]:  # each first in turn
+                for server in in_turn(servers, round_number):
                     measure_gets(server, args.seconds, figures)
             for round_number in range(args.rounds):
-                for server in servers[round_number % 3 :] + servers[: round_number % 3]:
+                for server in in_turn(servers, round_number):
                     images = w.small_images(f"bench/r{round_number}", PUSHES, w.MiB)
                     figures[COLUMNS[2]].setdefault(server.name, []).append(w.concurrent_pushes(server.base_url, images))
             time.sleep(3)  # delivery catches up (reported below, not timed)
@@ -139,6 +139,12 @@ def main() -> None:
     gets = round(sum(figures[COLUMNS[0]]["webhook"]) * args.seconds)
     print(f"the receiver got {receiver.events} events, {receiver.pulls} of them pulls (the webhook server answered")
     print(f"about {gets} manifest GETs); {left} were still in the webhook server's outbox")
+
+
+def in_turn(servers: list[Server], round_number: int) -> list[Server]:
+    """The servers in this round's order: each first in turn."""
+    first = round_number % len(servers)
+    return servers[first:] + servers[:first]
 
 
 def measure_gets(server: Server, seconds: int, figures: Figures) -> None:
