@@ -18,6 +18,7 @@ from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.digests import Digest
 from registry.errors import ErrorCode
+from registry.events.envelope import BLOB_MEDIA_TYPE
 from registry.events.sink import EventSink, disabled
 from registry.gc.deletion import TOMBSTONE_POLL, TOMBSTONE_STALE, finish_deletion
 from storage_backends import LocalFiles, PathNotFound, StorageBackend
@@ -123,7 +124,7 @@ class BlobStore:
 
     def pulled(self, repo: str, digest: Digest, size: int) -> None:
         """Report a blob served (a GET): buffered, never waited for."""
-        self.events.pulled_blob(repo, str(digest), size)
+        self.events.pulled("blob", repo, str(digest), BLOB_MEDIA_TYPE, size, "")
 
     async def unlink(self, repo: str, digest: Digest) -> None:
         deleted = self.events.deleted(repo, digest=str(digest))

@@ -116,8 +116,9 @@ class ManifestStore:
 
     def pulled(self, repo: str, reference: str, manifest: StoredManifest) -> None:
         """Report a manifest served (a GET, not a HEAD): buffered, never waited for."""
-        tag = None if looks_like_digest(reference) else reference
-        self.events.pulled_manifest(repo, manifest.digest, manifest.media_type, manifest.payload, tag)
+        self.events.pulled(
+            "manifest", repo, manifest.digest, manifest.media_type, manifest.size, reference, manifest.payload
+        )
 
     async def delete(self, repo: str, reference: str) -> None:
         is_digest = looks_like_digest(reference)

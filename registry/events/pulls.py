@@ -28,6 +28,7 @@ from typing import Any
 from starlette.datastructures import URL
 
 from registry.config import HttpConfig
+from registry.digests import looks_like_digest
 from registry.events.envelope import PULL, Event, RequestRecord, Source, Target
 from registry.events.requests import BIT_48, LOW_48, UuidSequence, new_request_id
 
@@ -68,7 +69,9 @@ PULL_FIELDS = (
     "references",
     # from here on (pull[6:]), the same for every pull of one content by one client: the key of its JSON kept
     "route",  # "manifest" or "blob": the route the content's URL is built from
-    "repository", "digest", "media_type", "size", "tag",
+    "repository", "digest", "media_type", "size",
+    "reference",  # the tag or digest the manifest was asked by ("": a blob); the event names the tag
+
     "method",  # "": reported outside a request (no request, no URL)
     "scheme", "server_host", "server_port",  # the ASGI scope's
     "host", "useragent",  # the request's headers
@@ -211,7 +214,8 @@ class PullEvents:
         return Event(PULL, self._target_of(pull), self.source, request, actor, event_id, moment)
 
     def _target_of(self, pull: Pull) -> Target:
-        references, _route, repo, digest, media_type, size, tag = pull[5:12]
+        references, _route, repo, digest, media_type, size, reference = pull[5:12]
+        tag = "" if looks_like_digest(reference) else reference
         referenced = [{"mediaType": kind, "size": length, "digest": named} for kind, length, named in references]
         return Target(repo, digest, media_type, size, self._url(pull), tag, references=referenced)
 

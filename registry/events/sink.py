@@ -112,26 +112,21 @@ class EventSink:
 
     # pulls: on the request path, only the raw values are captured (rendered by the delivery loops)
 
-    def pulled_manifest(self, repo: str, digest: str, media_type: str, payload: bytes, tag: str | None) -> None:
+    def pulled(
+        self, route: str, repo: str, digest: str, media_type: str, size: int, reference: str, payload: bytes = b""
+    ) -> None:
+        """A manifest (``route`` "manifest", by tag or digest: ``reference``, its ``payload``) or a blob ("blob")
+        served: a tuple of the raw values (``registry.events.pulls.PULL_FIELDS``) into each queue that wants it. In
+        one frame: it runs on every GET, where each call costs (the tag and the references are found when the event
+        is written)."""
         queues = self._pulls_to.get(media_type)
         if queues is None:
             queues = self._pull_queues_for(media_type)
-        if queues:
-            references = self._references_of(digest, payload, media_type) if self._with_references else ()
-            self._capture(queues, "manifest", repo, digest, media_type, len(payload), tag or "", references)
-
-    def pulled_blob(self, repo: str, digest: str, size: int) -> None:
-        queues = self._pulls_to.get(BLOB_MEDIA_TYPE)
-        if queues is None:
-            queues = self._pull_queues_for(BLOB_MEDIA_TYPE)
-        if queues:
-            self._capture(queues, "blob", repo, digest, BLOB_MEDIA_TYPE, size, "", ())
-
-    def _capture(
-        self, queues: tuple[PullQueue, ...], route: str, repo: str, digest: str, media_type: str, size: int, tag: str,
-        references: References,
-    ) -> None:  # fmt: skip
-        """A tuple of the raw values (``registry.events.pulls.PULL_FIELDS``) into each queue."""
+        if not queues:
+            return
+        references: References = ()
+        if payload and self._with_references:
+            references = self._references.get(digest) or self._references_of(digest, payload, media_type)
         request_id, scope, headers, host, useragent = current_request()
         if scope is None:
             scope = _NO_REQUEST
@@ -143,8 +138,8 @@ class EventSink:
         grants = scope["state"].get("grants") if "state" in scope else None
         pull = (
             next(self._pull_numbers), time.time_ns() // 1000, request_id or "", client[0], client[1], references,
-            route, repo, digest, media_type, size, tag, scope["method"], scope["scheme"], server[0], server[1], host,
-            useragent, getattr(grants, "subject", "") or "",
+            route, repo, digest, media_type, size, reference, scope["method"], scope["scheme"], server[0], server[1],
+            host, useragent, getattr(grants, "subject", "") or "",
         )  # fmt: skip
         for queue in queues:
             queue.put(pull)

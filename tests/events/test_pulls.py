@@ -222,7 +222,7 @@ DIGEST = "sha256:" + "e" * 64
 REFERENCES = (("application/vnd.oci.image.config.v1+json", 7, DIGEST),)
 CAPTURED: dict[str, Any] = {
     "number": 7, "at": 1_714_564_800_123_456, "route": "manifest", "repository": "team/app", "digest": DIGEST,
-    "media_type": OCI_MANIFEST, "size": 42, "tag": "v1", "references": REFERENCES, "request_id": "req-1",
+    "media_type": OCI_MANIFEST, "size": 42, "reference": "v1", "references": REFERENCES, "request_id": "req-1",
     "client_host": "10.0.0.1", "client_port": 40000, "method": "GET", "scheme": "https", "server_host": "10.0.0.2",
     "server_port": 5000,
     "host": b"registry.example:5000", "useragent": 'docker/27.0 "quoted" caf\xe9'.encode("latin-1"), "actor": "alice",
@@ -238,7 +238,8 @@ def captured(**changes: Any) -> Pull:
     ("changes", "env"),
     [
         ({}, {}),
-        ({"route": "blob", "media_type": BLOB, "tag": "", "references": (), "actor": ""}, {}),
+        ({"route": "blob", "media_type": BLOB, "reference": "", "references": (), "actor": ""}, {}),
+        ({"reference": DIGEST}, {}),  # asked by digest: no tag
         ({"host": b"", "client_host": "", "client_port": None, "request_id": ""}, {}),  # no Host, no id: made
         ({"server_port": 443, "host": b"", "useragent": b"ua"}, {}),  # https on 443: no port in the URL
         ({}, {"REGISTRY_HTTP_RELATIVEURLS": "true"}),
@@ -273,7 +274,7 @@ def test_a_batch_of_pulls_is_one_envelope_of_their_events_in_order(tmp_path: Pat
     events.app = create_app(config)
     batch = [
         captured(number=n, request_id=f"req-{n}", client_port=40000 + n, **changes)
-        for n, changes in enumerate([{}, {"route": "blob", "media_type": BLOB, "tag": "", "references": ()}, {}])
+        for n, changes in enumerate([{}, {"route": "blob", "media_type": BLOB, "reference": "", "references": ()}, {}])
     ]
     body = events.body(batch)
     assert body == envelope([events.encoded(pull) for pull in batch])
