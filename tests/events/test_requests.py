@@ -246,3 +246,20 @@ async def test_the_metrics_tally_counts_each_request_without_a_record_or_an_obse
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         await client.post("/x", content=b"abc")
     assert tally.calls == [(None, "POST", 201, 3, 6)]
+
+
+async def test_a_tally_that_raises_is_logged_and_the_request_never_sees_it(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def count(self, route: str | None, method: str, status: int, seconds: float, received: int, sent: int) -> None:
+            raise RuntimeError("tally bug")
+
+    async def ok(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    records: list[RequestRecord] = []
+    app = RequestObserving(ok, [records.append], Broken())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        assert (await client.get("/x")).text == "ok"
+    assert [r.status for r in records] == [200], "the observers still see the request"
+    assert "request metrics failed" in caplog.text and "tally bug" in caplog.text
