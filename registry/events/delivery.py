@@ -29,9 +29,9 @@ from registry.db import outbox
 from registry.db.engine import Database
 from registry.db.models import utcnow
 from registry.events.endpoints import Endpoint
-from registry.events.envelope import ENVELOPE_MEDIA_TYPE, Source, envelope
+from registry.events.envelope import ENVELOPE_MEDIA_TYPE, envelope
 from registry.events.posting import PostFailed, poster_for
-from registry.events.pulls import PullEvents, PullQueue
+from registry.events.pulls import PullQueue
 from registry.events.sink import EventSink
 
 log = logging.getLogger("registry.events")
@@ -61,14 +61,12 @@ class Delivery:
         client: httpx.AsyncClient,
         woken: asyncio.Event,
         pulls: PullQueue | None = None,
-        render: PullEvents | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.db = db
         self.client = client
         self.woken = woken  # set when this process writes rows
         self.pulls = PullQueue(endpoint.name) if pulls is None else pulls
-        self.render = PullEvents(Source(""), None) if render is None else render
         self.failures = 0
         self.batch = MAX_BATCH
         self._claim_at = 0.0  # when to look at the outbox again (time.monotonic())
@@ -105,7 +103,7 @@ class Delivery:
         pulls = self.pulls.take(self.batch)
         if not pulls:
             return None
-        if await self._post(self.render.body(pulls), len(pulls)):
+        if await self._post(envelope(pulls), len(pulls)):
             return self._succeeded()
         self.pulls.give_back(pulls)
         return self._refused()
@@ -192,7 +190,7 @@ class Delivery:
         (the rest are lost, as distribution loses its queue; the outbox's rows wait for the next start)."""
         for _ in range(LAST_POSTS):
             pulls = self.pulls.take(MAX_BATCH)
-            if not pulls or not await self._post(self.render.body(pulls), len(pulls)):
+            if not pulls or not await self._post(envelope(pulls), len(pulls)):
                 return
 
 
@@ -200,7 +198,6 @@ async def deliver_until(stop: asyncio.Event, db: Database, sink: EventSink) -> N
     """Every endpoint's loop until ``stop`` (then they finish what they are doing: stopped, never cancelled)."""
     async with httpx.AsyncClient() as client:  # HTTPS_PROXY and NO_PROXY apply, as to distribution's
         loops = [
-            Delivery(e, db, client, sink.listen(), sink.pull_queues[e.name], sink.pull_events).run_until(stop)
-            for e in sink.endpoints
+            Delivery(e, db, client, sink.listen(), sink.pull_queues[e.name]).run_until(stop) for e in sink.endpoints
         ]
         await asyncio.gather(*loops)

@@ -1,12 +1,12 @@
 """Pull events: kept in memory, never in SQL, as distribution keeps all its events.
 
 A pull changes nothing, so there is no transaction for its event to join, and a GET must not wait on SQL for it.
-The GET captures a ``Pull`` (the raw values its event needs, in a plain tuple: no dict, no JSON, no URL) into the
-bounded queue of each endpoint that wants it; that endpoint's delivery loop (``registry.events.delivery``) renders
-the events (``PullEvents``: a content's target and a client's request fields are kept as JSON, as pulls repeat) and
-posts them in the same envelopes as the outbox's events. A tuple, because the garbage collector untracks a tuple of
-strings, numbers and such tuples at its first pass: pulls waiting are never promoted to the older generations, whose
-collections (the whole heap, tens of milliseconds) an object per pull would bring every few thousand GETs.
+The GET gathers a ``Pull`` (the raw values its event needs, in a plain tuple) and writes its event's JSON at once
+(``PullEvents``: a content's target and a client's request fields are kept as JSON, as pulls repeat; only the id,
+time, request id and client address are made per event) into the bounded queue of each endpoint that wants it; that
+endpoint's delivery loop (``registry.events.delivery``) posts them in the same envelopes as the outbox's events. A
+string waits in a queue: the garbage collector never walks it, and no object per pull is promoted to the older
+generations.
 
 A queue that is full drops its oldest pull for the new one (the latest pulls are the ones a receiver wants when it
 comes back), counts it, and warns at most every WARN_EVERY seconds. What a queue holds is lost on a crash, as
@@ -80,11 +80,12 @@ PULL_FIELDS = (
 
 
 class PullQueue:
-    """One endpoint's pulls waiting, oldest first: at most ``limit``; when full, the oldest is dropped and counted."""
+    """One endpoint's pull events waiting (encoded: ``PullEvents.encoded``), oldest first: at most ``limit``; when
+    full, the oldest is dropped and counted."""
 
     def __init__(self, endpoint: str, limit: int = MAX_QUEUED) -> None:
         self.endpoint = endpoint
-        self.waiting: deque[Pull] = deque(maxlen=limit)
+        self.waiting: deque[str] = deque(maxlen=limit)
         self.ready = asyncio.Event()  # set when a pull is put; its delivery loop clears it (``unready``)
         self._ready = False  # the event's state, read without a call on every put
         self.dropped = 0
@@ -93,11 +94,11 @@ class PullQueue:
     def __len__(self) -> int:
         return len(self.waiting)
 
-    def put(self, pull: Pull) -> None:
+    def put(self, event: str) -> None:
         waiting = self.waiting
         if len(waiting) == waiting.maxlen:
             self._dropped(1)
-        waiting.append(pull)
+        waiting.append(event)
         if not self._ready:
             self._ready = True
             self.ready.set()
@@ -106,12 +107,12 @@ class PullQueue:
         self._ready = False
         self.ready.clear()
 
-    def take(self, limit: int) -> list[Pull]:
+    def take(self, limit: int) -> list[str]:
         waiting = self.waiting
         return [waiting.popleft() for _ in range(min(limit, len(waiting)))]
 
-    def give_back(self, pulls: list[Pull]) -> None:
-        """Refused pulls: back in front, as many as there is room for (the oldest are dropped); a pull refused on
+    def give_back(self, pulls: list[str]) -> None:
+        """Refused events: back in front, as many as there is room for (the oldest are dropped); an event refused on
         its own goes behind the others instead, so that one the endpoint always refuses holds none of them back."""
         if len(pulls) == 1 and self.waiting:
             return self.put(pulls[0])
@@ -134,7 +135,9 @@ class PullQueue:
 
 
 class PullEvents:
-    """Renders pulls as distribution's events, in the delivery loops: what the GET did not build."""
+    """Writes pulls as distribution's events, on the GET itself: the values it has just read are in the CPU's caches
+    then, where a delivery loop finds them again tens of milliseconds later, after a few hundred other requests have
+    gone through (written then, an event took three times as long)."""
 
     def __init__(self, source: Source, http: HttpConfig | None) -> None:
         self.source = source
@@ -150,34 +153,22 @@ class PullEvents:
         self._second, self._second_text = -1, ""
 
     def encoded(self, pull: Pull) -> str:
-        """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it."""
-        return self.written([pull])[0]
-
-    def body(self, pulls: Sequence[Pull]) -> bytes:
-        """The envelope of these pulls' events (``registry.events.envelope.envelope``), joined and encoded once."""
-        return ('{"events":[' + ",".join(self.written(pulls)) + "]}").encode()
-
-    def written(self, pulls: Sequence[Pull]) -> list[str]:
-        """Each pull's event JSON. Only its id, time, request id and client address are made per event, around what
-        is kept as JSON per content and client (``_parts``), in one f-string: a delivery loop writes thousands a
-        second. The request id needs no escaping: it is one RequestObserving found sane or made
+        """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it. Only its id, time, request id and
+        client address are made per event, around what is kept as JSON per content and client (``_parts``), in one
+        f-string. The request id needs no escaping: it is one RequestObserving found sane or made
         (``registry.events.requests``)."""
-        found: list[str] = []
-        kept, addrs, prefix, start = self._parts, self._addrs, self._ids.prefix, self._ids.start
-        for pull in pulls:
-            if not pull[12]:  # no method: reported outside a request, never on the request path
-                found.append(self.event(pull).encoded())
-                continue
-            second, micro = divmod(pull[1], 1_000_000)
-            if second != self._second:
-                self._second, self._second_text = second, time.strftime('"%Y-%m-%dT%H:%M:%S.', time.gmtime(second))
-            target, rest = kept.get(pull[6:]) or self._kept_parts(pull)
-            addr = addrs.get(pull[3:5]) or self._kept_addr(pull[3], pull[4])
-            found.append(
-                f'{{"id":"{prefix}{hex((start + pull[0]) & LOW_48 | BIT_48)[3:]}","timestamp":{self._second_text}'
-                f'{str(micro + 1_000_000)[1:]}Z"{target}"{pull[2] or new_request_id()}",{addr}{rest}'
-            )
-        return found
+        if not pull[12]:  # no method: reported outside a request, never on the request path
+            return self.event(pull).encoded()
+        second, micro = divmod(pull[1], 1_000_000)
+        if second != self._second:
+            self._second, self._second_text = second, time.strftime('"%Y-%m-%dT%H:%M:%S.', time.gmtime(second))
+        target, rest = self._parts.get(pull[6:]) or self._kept_parts(pull)
+        addr = self._addrs.get(pull[3:5]) or self._kept_addr(pull[3], pull[4])
+        ids = self._ids
+        return (
+            f'{{"id":"{ids.prefix}{hex((ids.start + pull[0]) & LOW_48 | BIT_48)[3:]}","timestamp":{self._second_text}'
+            f'{str(micro + 1_000_000)[1:]}Z"{target}"{pull[2] or new_request_id()}",{addr}{rest}'
+        )
 
     def _kept_parts(self, pull: Pull) -> tuple[str, str]:
         """From the action to the request's id, and after its address: the same for every pull of one content by

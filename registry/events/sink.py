@@ -116,9 +116,8 @@ class EventSink:
         self, route: str, repo: str, digest: str, media_type: str, size: int, reference: str, payload: bytes = b""
     ) -> None:
         """A manifest (``route`` "manifest", by tag or digest: ``reference``, its ``payload``) or a blob ("blob")
-        served: a tuple of the raw values (``registry.events.pulls.PULL_FIELDS``) into each queue that wants it. In
-        one frame: it runs on every GET, where each call costs (the tag and the references are found when the event
-        is written)."""
+        served: the raw values (``registry.events.pulls.PULL_FIELDS``), written as the event's JSON into each queue
+        that wants it. In few frames: it runs on every GET, where each call costs."""
         queues = self._pulls_to.get(media_type)
         if queues is None:
             queues = self._pull_queues_for(media_type)
@@ -141,8 +140,13 @@ class EventSink:
             route, repo, digest, media_type, size, reference, scope["method"], scope["scheme"], server[0], server[1],
             host, useragent, getattr(grants, "subject", "") or "",
         )  # fmt: skip
+        try:
+            event = self.pull_events.encoded(pull)
+        except Exception:  # never felt by the GET
+            log.exception("writing the event of a pull failed: %r", pull)
+            return
         for queue in queues:
-            queue.put(pull)
+            queue.put(event)
 
     def _pull_queues_for(self, media_type: str) -> tuple[PullQueue, ...]:
         wanting = tuple(self.pull_queues[e.name] for e in self.endpoints if e.wants(PULL, media_type))
