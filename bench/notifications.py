@@ -1,9 +1,10 @@
 """What webhook notifications cost: our server without an endpoint, with one (a receiver that answers 200, in a
-process of its own), and with one that ignores pulls (``ignore.actions: [pull]``). Three columns: manifest GET
-requests/sec (wrk, 64 connections; each GET is a pull event), the server's CPU time per GET meanwhile (user and
-system, over the GETs it answered: what a GET costs, whatever else the machine runs), and 20 docker-style pushes at
-once (seconds, each a new 1 MiB image; each push writes its events in its own transactions).
-``.venv/bin/python bench/notifications.py [--seconds 5] [--rounds 3] [--workers 1]``
+process of its own), with one that ignores pulls (``ignore.actions: [pull]``), and with one and metrics on (the
+issue's pair). Three columns: manifest GET requests/sec (wrk, 64 connections; each GET is a pull event), the
+server's CPU time per GET meanwhile (user and system, over the GETs it answered: what a GET costs, whatever else the
+machine runs), and 20 docker-style pushes at once (seconds, each a new 1 MiB image; each push writes its events in
+its own transactions).
+``.venv/bin/python bench/notifications.py [--seconds 5] [--rounds 3] [--workers 1]`` (bench/README.md: 2 s x 20)
 
 The servers run side by side with the access log off. All the GET rounds come first, then the push rounds (a push's
 writes slow what follows); in each round the servers take turns, each first in turn. A row gives each column's
