@@ -16,6 +16,7 @@ distribution's queue is.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -23,20 +24,25 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.datastructures import URL
 
 from registry.config import HttpConfig
 from registry.digests import looks_like_digest
+from registry.events.endpoints import Endpoint
 from registry.events.envelope import PULL, Event, RequestRecord, Source, Target
-from registry.events.requests import BIT_48, LOW_48, UuidSequence, new_request_id
+from registry.events.requests import BIT_48, LOW_48, UuidSequence, current_request, new_request_id
+from registry.manifests import parse_manifest
 
 log = logging.getLogger("registry.events")
+_V = TypeVar("_V")
 _string: Callable[[str], str] = encode_basestring  # a string as json.dumps(ensure_ascii=False) writes it
 MAX_QUEUED = 10_000  # pulls waiting per endpoint
 WARN_EVERY = 60.0
 MAX_KEPT = 10_000  # URL paths and bases kept
+_NO_REQUEST: dict[str, Any] = {"method": "", "scheme": "", "headers": ()}  # a pull reported outside a request
+_NOBODY = ("", None)  # no client, or no server (a unix socket)
 
 
 References = tuple[tuple[str, int, str], ...]  # a manifest's (media type, size, digest) of what it references
@@ -87,7 +93,7 @@ class PullQueue:
         self.endpoint = endpoint
         self.waiting: deque[str] = deque(maxlen=limit)
         self.ready = asyncio.Event()  # set when a pull is put; its delivery loop clears it (``unready``)
-        self._ready = False  # the event's state, read without a call on every put
+        self.is_ready = False  # the event's state, read without a call on every put
         self.dropped = 0
         self._warned_at = -WARN_EVERY
 
@@ -97,15 +103,21 @@ class PullQueue:
     def put(self, event: str) -> None:
         waiting = self.waiting
         if len(waiting) == waiting.maxlen:
-            self._dropped(1)
+            self.dropped_one()
         waiting.append(event)
-        if not self._ready:
-            self._ready = True
-            self.ready.set()
+        if not self.is_ready:
+            self.set_ready()
+
+    def set_ready(self) -> None:
+        self.is_ready = True
+        self.ready.set()
 
     def unready(self) -> None:
-        self._ready = False
+        self.is_ready = False
         self.ready.clear()
+
+    def dropped_one(self) -> None:
+        self._dropped(1)
 
     def take(self, limit: int) -> list[str]:
         waiting = self.waiting
@@ -139,8 +151,20 @@ class PullEvents:
     then, where a delivery loop finds them again tens of milliseconds later, after a few hundred other requests have
     gone through (written then, an event took three times as long)."""
 
-    def __init__(self, source: Source, http: HttpConfig | None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        http: HttpConfig | None,
+        endpoints: Sequence[Endpoint] = (),
+        with_references: bool = False,  # notifications.events.includereferences
+    ) -> None:
         self.source = source
+        self.endpoints = endpoints
+        self.queues = {endpoint.name: PullQueue(endpoint.name, MAX_QUEUED) for endpoint in endpoints}
+        self._with_references = with_references
+        self._queues_for: dict[str, tuple[PullQueue, ...]] = {}  # media type: the queues of the endpoints wanting it
+        self._references: dict[str, References] = {}  # digest: a pulled manifest's references
+        self._numbers = itertools.count()
         self.app: Any = None  # the Starlette app whose routes build the URLs (set by the sink at the first pull)
         self.host = http.host if http is not None else None
         self.relative = http is not None and http.relativeurls
@@ -151,6 +175,74 @@ class PullEvents:
         self._ids = UuidSequence()  # an event's id is made from its pull's number: the same for every endpoint
         self._source = _json(source.as_json())
         self._second, self._second_text = -1, ""
+
+    def pulled(
+        self, route: str, repo: str, digest: str, media_type: str, size: int, reference: str, payload: bytes = b""
+    ) -> None:
+        """A manifest (``route`` "manifest", by tag or digest: ``reference``, its ``payload``) or a blob ("blob")
+        served: its event's JSON into each queue that wants it. On every GET, where each frame and each object made
+        costs three to four times what it costs in a loop (the GET around it has pushed their code and data out of
+        the CPU's caches): in one frame, writing what ``encoded`` writes without building its ``Pull`` when what is
+        kept for the content and client is there. Never raises."""
+        queues = self._queues_for.get(media_type)
+        if queues is None:
+            queues = self._wanting(media_type)
+        if not queues:
+            return
+        references: References = ()
+        if payload and self._with_references:
+            references = self._references.get(digest) or self._references_of(digest, payload, media_type)
+        request_id, scope, headers, host, useragent = current_request()
+        if scope is None:
+            scope = _NO_REQUEST
+        elif self.app is None:
+            self.app = scope.get("app")
+        if scope["headers"] is not headers:  # registry.forwarded has changed them (or no request)
+            host, useragent = host_and_useragent(scope["headers"])
+        client, server = scope.get("client") or _NOBODY, scope.get("server") or _NOBODY
+        grants = scope["state"].get("grants") if "state" in scope else None
+        number, at, actor = next(self._numbers), time.time_ns() // 1000, getattr(grants, "subject", "") or ""
+        method, scheme, server_host, server_port = scope["method"], scope["scheme"], server[0], server[1]
+        key = (
+            route, repo, digest, media_type, size, reference, method, scheme, server_host, server_port, host,
+            useragent, actor,
+        )  # pull[6:]  # fmt: skip
+        try:
+            parts, (second, micro) = self._parts.get(key), divmod(at, 1_000_000)
+            if parts is None or second != self._second or not method:  # the general way
+                event = self.encoded((number, at, request_id or "", client[0], client[1], references, *key))
+            else:  # as encoded writes it
+                addr, ids = self._addrs.get(client) or self._kept_addr(*client), self._ids
+                event = (
+                    f'{{"id":"{ids.prefix}{hex((ids.start + number) & LOW_48 | BIT_48)[3:]}","timestamp":'
+                    f'{self._second_text}{str(micro + 1_000_000)[1:]}Z"{parts[0]}"{request_id or new_request_id()}",'
+                    f"{addr}{parts[1]}"
+                )
+        except Exception:  # never felt by the GET
+            log.exception("writing the event of a pull of %s@%s failed", repo, digest)
+            return
+        for queue in queues:  # PullQueue.put, without its frame
+            waiting = queue.waiting
+            if len(waiting) == waiting.maxlen:
+                queue.dropped_one()
+            waiting.append(event)
+            if not queue.is_ready:
+                queue.set_ready()
+
+    def _wanting(self, media_type: str) -> tuple[PullQueue, ...]:
+        wanting = tuple(self.queues[e.name] for e in self.endpoints if e.wants(PULL, media_type))
+        if len(self._queues_for) < MAX_KEPT:
+            self._queues_for[media_type] = wanting
+        return wanting
+
+    def _references_of(self, digest: str, payload: bytes, media_type: str) -> References:
+        """A manifest's references, parsed at its first pull (pulls repeat; a digest's references never change)."""
+        found = self._references.get(digest)
+        if found is None:
+            parsed = parse_manifest(payload, media_type)
+            found = tuple((d.media_type, d.size, d.digest) for d in (*parsed.blob_references, *parsed.manifests))
+            _keep(self._references, digest, found)
+        return found
 
     def encoded(self, pull: Pull) -> str:
         """The event's JSON, exactly as ``self.event(pull).encoded()`` writes it. Only its id, time, request id and
@@ -246,7 +338,7 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _keep(kept: dict[Any, str], key: Any, value: str) -> str:
+def _keep(kept: dict[Any, _V], key: Any, value: _V) -> _V:
     if len(kept) >= MAX_KEPT:
         kept.clear()
     kept[key] = value

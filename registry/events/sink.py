@@ -16,10 +16,8 @@ With no endpoint enabled the sink is off: nothing is built and nothing written.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,18 +30,16 @@ from registry.db import outbox
 from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.events.endpoints import Notifications
-from registry.events.envelope import BLOB_MEDIA_TYPE, DELETE, MOUNT, PULL, PUSH, Event, RequestRecord, Source, Target
-from registry.events.pulls import MAX_QUEUED, PullEvents, PullQueue, References, host_and_useragent
-from registry.events.requests import current_request, current_scope, new_request_id
+from registry.events.envelope import BLOB_MEDIA_TYPE, DELETE, MOUNT, PUSH, Event, RequestRecord, Source, Target
+from registry.events.pulls import PullEvents, host_and_useragent
+from registry.events.requests import current_scope, new_request_id
 from registry.forwarded import base_url
-from registry.manifests import ParsedManifest, parse_manifest
+from registry.manifests import ParsedManifest
 
 log = logging.getLogger("registry.events")
 Pending = Sequence[dict[str, Any]]  # outbox rows, one per event and endpoint that wants it
 NOTHING: Pending = ()
 MAX_KEPT_PATHS = 10_000
-_NO_REQUEST: Scope = {"method": "", "scheme": "", "headers": ()}  # a pull reported outside a request: no request
-_NOBODY = ("", None)  # no client, or no server (a unix socket)
 
 
 def source_of(http: HttpConfig) -> Source:
@@ -59,12 +55,10 @@ class EventSink:
         self.enabled = bool(self.endpoints)
         self.source = source
         self._http = http
-        self._with_references = notifications.include_references
-        self.pull_queues = {endpoint.name: PullQueue(endpoint.name, MAX_QUEUED) for endpoint in self.endpoints}
-        self.pull_events = PullEvents(source, http)
-        self._pulls_to: dict[str, tuple[PullQueue, ...]] = {}  # media type: the queues of the endpoints wanting it
-        self._references: dict[str, References] = {}  # digest: a pulled manifest's references
-        self._pull_numbers = itertools.count()
+        self.pull_events = PullEvents(source, http, self.endpoints, notifications.include_references)
+        self.pull_queues = self.pull_events.queues
+        # a manifest or blob served (``PullEvents.pulled``): bound here, as the GET's path calls it without a frame more
+        self.pulled: Callable[..., None] = self.pull_events.pulled
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[asyncio.Event] = []
         self._paths: dict[tuple[str, ...], str] = {}  # (route, repository, digest): the path url_path_for gives
@@ -109,61 +103,6 @@ class EventSink:
         if pending:
             await outbox.add(session, pending)
             self._wake()
-
-    # pulls: on the request path, only the raw values are captured (rendered by the delivery loops)
-
-    def pulled(
-        self, route: str, repo: str, digest: str, media_type: str, size: int, reference: str, payload: bytes = b""
-    ) -> None:
-        """A manifest (``route`` "manifest", by tag or digest: ``reference``, its ``payload``) or a blob ("blob")
-        served: the raw values (``registry.events.pulls.PULL_FIELDS``), written as the event's JSON into each queue
-        that wants it. In few frames: it runs on every GET, where each call costs."""
-        queues = self._pulls_to.get(media_type)
-        if queues is None:
-            queues = self._pull_queues_for(media_type)
-        if not queues:
-            return
-        references: References = ()
-        if payload and self._with_references:
-            references = self._references.get(digest) or self._references_of(digest, payload, media_type)
-        request_id, scope, headers, host, useragent = current_request()
-        if scope is None:
-            scope = _NO_REQUEST
-        elif self.pull_events.app is None:
-            self.pull_events.app = scope.get("app")
-        if scope["headers"] is not headers:  # registry.forwarded has changed them (or no request)
-            host, useragent = host_and_useragent(scope["headers"])
-        client, server = scope.get("client") or _NOBODY, scope.get("server") or _NOBODY
-        grants = scope["state"].get("grants") if "state" in scope else None
-        pull = (
-            next(self._pull_numbers), time.time_ns() // 1000, request_id or "", client[0], client[1], references,
-            route, repo, digest, media_type, size, reference, scope["method"], scope["scheme"], server[0], server[1],
-            host, useragent, getattr(grants, "subject", "") or "",
-        )  # fmt: skip
-        try:
-            event = self.pull_events.encoded(pull)
-        except Exception:  # never felt by the GET
-            log.exception("writing the event of a pull failed: %r", pull)
-            return
-        for queue in queues:
-            queue.put(event)
-
-    def _pull_queues_for(self, media_type: str) -> tuple[PullQueue, ...]:
-        wanting = tuple(self.pull_queues[e.name] for e in self.endpoints if e.wants(PULL, media_type))
-        if len(self._pulls_to) < MAX_KEPT_PATHS:
-            self._pulls_to[media_type] = wanting
-        return wanting
-
-    def _references_of(self, digest: str, payload: bytes, media_type: str) -> References:
-        """A manifest's references, parsed at its first pull (pulls repeat; a digest's references never change)."""
-        found = self._references.get(digest)
-        if found is None:
-            parsed = parse_manifest(payload, media_type)
-            found = tuple((d.media_type, d.size, d.digest) for d in (*parsed.blob_references, *parsed.manifests))
-            if len(self._references) >= MAX_KEPT_PATHS:
-                self._references.clear()
-            self._references[digest] = found
-        return found
 
     # delivery workers listen for rows written by this process
 

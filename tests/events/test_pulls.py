@@ -5,9 +5,11 @@ oldest pull, counted and warned about."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import gc
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +21,8 @@ import pytest
 from registry.app import create_app
 from registry.db import outbox
 from registry.events import pulls as pulls_module
+from registry.events import requests as requests_module
+from registry.events.endpoints import Endpoint
 from registry.events.envelope import Source
 from registry.events.pulls import PULL_FIELDS, Pull, PullEvents, PullQueue
 from tests.api_helpers import OCI_MANIFEST, client_on, push_blob, push_image
@@ -161,13 +165,13 @@ async def test_a_pull_whose_event_cannot_be_written_is_logged_and_the_get_never_
         monkeypatch.setattr(PullEvents, "encoded", broken)
         assert (await client.get("/v2/team/app/manifests/v1")).status_code == 200
         assert not sink(client).pull_queues["hook"].waiting
-    assert "writing the event of a pull failed" in caplog.text and "writer bug" in caplog.text
+    assert "writing the event of a pull of team/app@sha256:" in caplog.text and "writer bug" in caplog.text
 
 
 async def test_pulls_queued_for_a_dead_endpoint_are_dropped_oldest_first(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("registry.events.sink.MAX_QUEUED", 3)
+    monkeypatch.setattr("registry.events.pulls.MAX_QUEUED", 3)
     async with client_on(notifying(tmp_path, database_url, endpoint("dead"))) as client:
         layers = [await push_blob(client, "team/app", f"layer {n}".encode()) for n in range(6)]
         for layer in layers:
@@ -294,3 +298,28 @@ def test_pulls_written_one_after_the_other_keep_their_own_ids_and_addresses(tmp_
     assert [e["request"]["addr"] for e in found] == ["10.0.0.1:40000", "10.0.0.1:40001", "10.0.0.1:40002"]
     assert [e["target"]["mediaType"] for e in found] == [OCI_MANIFEST, BLOB, OCI_MANIFEST]
     assert len({e["id"] for e in found}) == 3
+
+
+def test_a_pull_written_on_the_get_is_what_the_general_way_writes(tmp_path: Path) -> None:
+    """After the first pull of a content by a client, ``pulled`` writes its event without building the ``Pull``:
+    each event it queued is what ``encoded`` writes for the same values."""
+    config = make_config(tmp_path, "inmemory")
+    events = PullEvents(Source("registry-1:5000", "instance-1"), config.http, [Endpoint("hook", "http://hooks.test/")])
+    host, useragent = CAPTURED["host"], CAPTURED["useragent"]
+    scope = {
+        "type": "http", "method": "GET", "scheme": "https", "headers": [(b"host", host), (b"user-agent", useragent)],
+        "client": ("10.0.0.1", 40000), "server": ("10.0.0.2", 5000), "app": create_app(config),
+        "state": {"grants": SimpleNamespace(subject="alice")},
+    }  # fmt: skip
+    token = requests_module._current.set(requests_module.Current("req-1", scope, scope["headers"], host, useragent))
+    try:
+        for _ in range(3):  # the first keeps what the others use
+            events.pulled("manifest", "team/app", DIGEST, OCI_MANIFEST, 42, "v1")
+    finally:
+        requests_module._current.reset(token)
+    written = list(events.queues["hook"].waiting)
+    assert len(written) == 3
+    for number, text in enumerate(written):
+        stamp = json.loads(text)["timestamp"]
+        at = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) * 1_000_000 + int(stamp[20:26])
+        assert text == events.encoded(captured(number=number, at=at, references=()))
