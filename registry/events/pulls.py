@@ -77,7 +77,6 @@ PULL_FIELDS = (
     "route",  # "manifest" or "blob": the route the content's URL is built from
     "repository", "digest", "media_type", "size",
     "reference",  # the tag or digest the manifest was asked by ("": a blob); the event names the tag
-
     "method",  # "": reported outside a request (no request, no URL)
     "scheme", "server_host", "server_port",  # the ASGI scope's
     "host", "useragent",  # the request's headers
@@ -165,7 +164,7 @@ class PullEvents:
         self._queues_for: dict[str, tuple[PullQueue, ...]] = {}  # media type: the queues of the endpoints wanting it
         self._references: dict[str, References] = {}  # digest: a pulled manifest's references
         self._numbers = itertools.count()
-        self.app: Any = None  # the Starlette app whose routes build the URLs (set by the sink at the first pull)
+        self.app: Any = None  # the Starlette app whose routes build the URLs (set at the first pull in a request)
         self.host = http.host if http is not None else None
         self.relative = http is not None and http.relativeurls
         self._paths: dict[tuple[str, str, str], str] = {}

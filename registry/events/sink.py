@@ -6,8 +6,8 @@ to the outbox by ``record`` inside the very transaction that makes the change: c
 a push acknowledged with 201 has its event in SQL, whatever happens to the process next, and any worker or replica
 delivers it (``registry.events.delivery``).
 
-Pulls change nothing, so their events are not transactional and never touch SQL: ``pulled_*`` captures a few raw
-values into each wanting endpoint's queue in memory (``registry.events.pulls``), rendered and posted by that
+Pulls change nothing, so their events are not transactional and never touch SQL: ``pulled`` (``PullEvents.pulled``)
+writes a pull's event into each wanting endpoint's queue in memory (``registry.events.pulls``), posted by that
 endpoint's delivery loop; what a crash catches in a queue is lost, as distribution's in-memory queue loses it.
 
 With no endpoint enabled the sink is off: nothing is built and nothing written.
