@@ -32,7 +32,7 @@ from registry.config import HttpConfig
 from registry.digests import looks_like_digest
 from registry.events.endpoints import Endpoint
 from registry.events.envelope import PULL, Event, RequestRecord, Source, Target
-from registry.events.requests import BIT_48, LOW_48, UuidSequence, current_request, new_request_id
+from registry.events.requests import UuidSequence, current_request, new_request_id
 from registry.manifests import parse_manifest
 
 log = logging.getLogger("registry.events")
@@ -92,7 +92,7 @@ class PullQueue:
         self.endpoint = endpoint
         self.waiting: deque[str] = deque(maxlen=limit)
         self.ready = asyncio.Event()  # set when a pull is put; its delivery loop clears it (``unready``)
-        self.is_ready = False  # the event's state, read without a call on every put
+        self._ready = False  # the event's state, read without a call on every put
         self.dropped = 0
         self._warned_at = -WARN_EVERY
 
@@ -102,21 +102,15 @@ class PullQueue:
     def put(self, event: str) -> None:
         waiting = self.waiting
         if len(waiting) == waiting.maxlen:
-            self.dropped_one()
+            self._dropped(1)
         waiting.append(event)
-        if not self.is_ready:
-            self.set_ready()
-
-    def set_ready(self) -> None:
-        self.is_ready = True
-        self.ready.set()
+        if not self._ready:
+            self._ready = True
+            self.ready.set()
 
     def unready(self) -> None:
-        self.is_ready = False
+        self._ready = False
         self.ready.clear()
-
-    def dropped_one(self) -> None:
-        self._dropped(1)
 
     def take(self, limit: int) -> list[str]:
         waiting = self.waiting
@@ -181,8 +175,7 @@ class PullEvents:
         """A manifest (``route`` "manifest", by tag or digest: ``reference``, its ``payload``) or a blob ("blob")
         served: its event's JSON into each queue that wants it. On every GET, where each frame and each object made
         costs three to four times what it costs in a loop (the GET around it has pushed their code and data out of
-        the CPU's caches): in one frame, writing what ``encoded`` writes without building its ``Pull`` when what is
-        kept for the content and client is there. Never raises."""
+        the CPU's caches). Never raises."""
         queues = self._queues_for.get(media_type)
         if queues is None:
             queues = self._wanting(media_type)
@@ -200,33 +193,18 @@ class PullEvents:
             host, useragent = host_and_useragent(scope["headers"])
         client, server = scope.get("client") or _NOBODY, scope.get("server") or _NOBODY
         grants = scope["state"].get("grants") if "state" in scope else None
-        number, at, actor = next(self._numbers), time.time_ns() // 1000, getattr(grants, "subject", "") or ""
-        method, scheme, server_host, server_port = scope["method"], scope["scheme"], server[0], server[1]
-        key = (
-            route, repo, digest, media_type, size, reference, method, scheme, server_host, server_port, host,
-            useragent, actor,
-        )  # pull[6:]  # fmt: skip
+        pull = (
+            next(self._numbers), time.time_ns() // 1000, request_id or "", client[0], client[1], references, route,
+            repo, digest, media_type, size, reference, scope["method"], scope["scheme"], server[0], server[1], host,
+            useragent, getattr(grants, "subject", "") or "",
+        )  # fmt: skip
         try:
-            parts, (second, micro) = self._parts.get(key), divmod(at, 1_000_000)
-            if parts is None or second != self._second or not method:  # the general way
-                event = self.encoded((number, at, request_id or "", client[0], client[1], references, *key))
-            else:  # as encoded writes it
-                addr, ids = self._addrs.get(client) or self._kept_addr(*client), self._ids
-                event = (
-                    f'{{"id":"{ids.prefix}{hex((ids.start + number) & LOW_48 | BIT_48)[3:]}","timestamp":'
-                    f'{self._second_text}{str(micro + 1_000_000)[1:]}Z"{parts[0]}"{request_id or new_request_id()}",'
-                    f"{addr}{parts[1]}"
-                )
+            event = self.encoded(pull)
         except Exception:  # never felt by the GET
             log.exception("writing the event of a pull of %s@%s failed", repo, digest)
             return
-        for queue in queues:  # PullQueue.put, without its frame
-            waiting = queue.waiting
-            if len(waiting) == waiting.maxlen:
-                queue.dropped_one()
-            waiting.append(event)
-            if not queue.is_ready:
-                queue.set_ready()
+        for queue in queues:
+            queue.put(event)
 
     def _wanting(self, media_type: str) -> tuple[PullQueue, ...]:
         wanting = tuple(self.queues[e.name] for e in self.endpoints if e.wants(PULL, media_type))
@@ -255,9 +233,8 @@ class PullEvents:
             self._second, self._second_text = second, time.strftime('"%Y-%m-%dT%H:%M:%S.', time.gmtime(second))
         target, rest = self._parts.get(pull[6:]) or self._kept_parts(pull)
         addr = self._addrs.get(pull[3:5]) or self._kept_addr(pull[3], pull[4])
-        ids = self._ids
         return (
-            f'{{"id":"{ids.prefix}{hex((ids.start + pull[0]) & LOW_48 | BIT_48)[3:]}","timestamp":{self._second_text}'
+            f'{{"id":"{self._ids.of(pull[0])}","timestamp":{self._second_text}'
             f'{str(micro + 1_000_000)[1:]}Z"{target}"{pull[2] or new_request_id()}",{addr}{rest}'
         )
 

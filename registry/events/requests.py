@@ -34,8 +34,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 USER_AGENT_LIMIT = 256  # characters of a User-Agent kept in the record
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122's variant bits
-BIT_48 = 1 << 48
-LOW_48 = BIT_48 - 1
+_BIT_48 = 1 << 48
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:+/=@-]{1,128}")
 
 
@@ -192,12 +191,12 @@ class UuidSequence:
 
     def reseed(self) -> None:
         text = os.urandom(16).hex()
-        self.prefix = f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-"
-        self.start = int(text[20:], 16)
+        self._prefix = f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-"
+        self._start = int(text[20:], 16)
         self._numbers = itertools.count()
 
     def of(self, number: int) -> str:
-        return self.prefix + hex((self.start + number) & LOW_48 | BIT_48)[3:]  # 12 digits, zeros kept
+        return self._prefix + hex((self._start + number) & 0xFFFF_FFFF_FFFF | _BIT_48)[3:]  # 12 digits, zeros kept
 
     def next(self) -> str:
         return self.of(next(self._numbers))

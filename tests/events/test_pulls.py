@@ -301,8 +301,8 @@ def test_pulls_written_one_after_the_other_keep_their_own_ids_and_addresses(tmp_
 
 
 def test_a_pull_written_on_the_get_is_what_the_general_way_writes(tmp_path: Path) -> None:
-    """After the first pull of a content by a client, ``pulled`` writes its event without building the ``Pull``:
-    each event it queued is what ``encoded`` writes for the same values."""
+    """Each event ``pulled`` queued, the first of a content and client and those after it, is what ``encoded``
+    writes for the values the request had."""
     config = make_config(tmp_path, "inmemory")
     events = PullEvents(Source("registry-1:5000", "instance-1"), config.http, [Endpoint("hook", "http://hooks.test/")])
     host, useragent = CAPTURED["host"], CAPTURED["useragent"]

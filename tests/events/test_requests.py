@@ -221,9 +221,9 @@ def test_request_ids_are_version_4_uuids_unique_per_process_and_a_forked_child_d
 
 def test_an_id_keeps_its_twelve_last_digits_when_its_number_is_small_or_wraps() -> None:
     ids = UuidSequence()
-    ids.start = 0
+    ids._start = 0
     assert ids.of(1).endswith("-000000000001") and UUID.fullmatch(ids.of(1))
-    ids.start = 0xFFFF_FFFF_FFFF
+    ids._start = 0xFFFF_FFFF_FFFF
     assert ids.of(1).endswith("-000000000000") and ids.of(2).endswith("-000000000001")
 
 
