@@ -58,7 +58,7 @@ class EventSink:
         self.pull_events = PullEvents(source, http, self.endpoints, notifications.include_references)
         self.pull_queues = self.pull_events.queues
         # a manifest or blob served (``PullEvents.pulled``): bound here, as the GET's path calls it without a frame more
-        self.pulled: Callable[..., None] = self.pull_events.pulled
+        self.pulled = self.pull_events.pulled
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[asyncio.Event] = []
         self._paths: dict[tuple[str, ...], str] = {}  # (route, repository, digest): the path url_path_for gives
