@@ -1,17 +1,19 @@
-"""Pull events live in memory, as distribution's do: a GET queues a few raw values for each endpoint that wants it,
-the endpoint's loop renders and posts them; no outbox row is ever written for a pull, and a full queue drops its
-oldest pull, counted and warned about."""
+"""Pull events live in memory, as distribution's do: a GET captures a few raw values, their events are written a
+batch at a time into the queue of each endpoint that wants them, and the endpoint's loop posts them; no outbox row is
+ever written for a pull, and a full queue drops its oldest pull, counted and warned about."""
 
 from __future__ import annotations
 
 import asyncio
 import calendar
 import gc
+import itertools
 import json
 import logging
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -19,6 +21,7 @@ from typing import Any, cast
 import pytest
 
 from registry.app import create_app
+from registry.config import Config
 from registry.db import outbox
 from registry.events import pulls as pulls_module
 from registry.events import requests as requests_module
@@ -164,7 +167,7 @@ async def test_a_pull_whose_event_cannot_be_written_is_logged_and_the_get_never_
         await push_image(client, "team/app", "v1")
         monkeypatch.setattr(PullEvents, "encoded", broken)
         assert (await client.get("/v2/team/app/manifests/v1")).status_code == 200
-        assert not sink(client).pull_queues["hook"].waiting
+        assert not sink(client).pull_queues["hook"].take(10)  # the take writes the pulls captured
     assert "writing the event of a pull of team/app@sha256:" in caplog.text and "writer bug" in caplog.text
 
 
@@ -176,6 +179,7 @@ async def test_pulls_queued_for_a_dead_endpoint_are_dropped_oldest_first(
         layers = [await push_blob(client, "team/app", f"layer {n}".encode()) for n in range(6)]
         for layer in layers:
             assert (await client.get(f"/v2/team/app/blobs/{layer}")).status_code == 200
+        sink(client).pull_events.write_captured()
         queue = sink(client).pull_queues["dead"]
         # the dead endpoint's loop may hold a batch it is failing to post: it comes back in front, room permitting
         waiting = [json.loads(event)["target"]["digest"] for event in queue.waiting]
@@ -300,26 +304,57 @@ def test_pulls_written_one_after_the_other_keep_their_own_ids_and_addresses(tmp_
     assert len({e["id"] for e in found}) == 3
 
 
-def test_a_pull_written_on_the_get_is_what_the_general_way_writes(tmp_path: Path) -> None:
-    """Each event ``pulled`` queued, the first of a content and client and those after it, is what ``encoded``
-    writes for the values the request had."""
-    config = make_config(tmp_path, "inmemory")
-    events = PullEvents(Source("registry-1:5000", "instance-1"), config.http, [Endpoint("hook", "http://hooks.test/")])
+@contextmanager
+def in_request(config: Config) -> Iterator[None]:
+    """Within a GET as ``RequestObserving`` sees it, with the values of CAPTURED."""
     host, useragent = CAPTURED["host"], CAPTURED["useragent"]
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http", "method": "GET", "scheme": "https", "headers": [(b"host", host), (b"user-agent", useragent)],
         "client": ("10.0.0.1", 40000), "server": ("10.0.0.2", 5000), "app": create_app(config),
         "state": {"grants": SimpleNamespace(subject="alice")},
     }  # fmt: skip
     token = requests_module._current.set(requests_module.Current("req-1", scope, scope["headers"], host, useragent))
     try:
-        for _ in range(3):  # the first keeps what the others use
-            events.pulled("manifest", "team/app", DIGEST, OCI_MANIFEST, 42, "v1")
+        yield
     finally:
         requests_module._current.reset(token)
-    written = list(events.queues["hook"].waiting)
+
+
+def test_a_pull_written_on_the_get_is_what_the_general_way_writes(tmp_path: Path) -> None:
+    """Each event ``pulled`` queued, the first of a content and client and those after it, is what ``encoded``
+    writes for the values the request had."""
+    config = make_config(tmp_path, "inmemory")
+    events = PullEvents(Source("registry-1:5000", "instance-1"), config.http, [Endpoint("hook", "http://hooks.test/")])
+    with in_request(config):
+        for _ in range(3):  # the first keeps what the others use
+            events.pulled("manifest", "team/app", DIGEST, OCI_MANIFEST, 42, "v1")
+    written = events.queues["hook"].take(10)
     assert len(written) == 3
     for number, text in enumerate(written):
         stamp = json.loads(text)["timestamp"]
         at = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) * 1_000_000 + int(stamp[20:26])
         assert text == events.encoded(captured(number=number, at=at, references=()))
+
+
+def test_pulls_are_written_a_batch_at_a_time_with_the_time_each_was_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, "inmemory")
+    events = PullEvents(Source("registry-1:5000", "instance-1"), config.http, [Endpoint("hook", "http://hooks.test/")])
+    queue = events.queues["hook"]
+    served = itertools.count(1_714_564_800_000_000_000, 1_000_000)  # 2024-05-01T12:00:00Z, then a GET a millisecond
+    monkeypatch.setattr(time, "time_ns", lambda: next(served))
+    with in_request(config):
+        for _ in range(pulls_module.BATCH - 1):
+            events.pulled("manifest", "team/app", DIGEST, OCI_MANIFEST, 42, "v1")
+        assert not queue.waiting and queue.ready.is_set(), "captured, and the delivery loop woken to write them"
+        events.pulled("manifest", "team/app", DIGEST, OCI_MANIFEST, 42, "v1")
+        assert len(queue.waiting) == pulls_module.BATCH, "written by the GET that completed the batch"
+        events.pulled("blob", "team/app", DIGEST, BLOB, 42, "")
+    assert len(queue.waiting) == pulls_module.BATCH
+    written = [json.loads(event) for event in queue.take(100)]  # the take writes the one captured after the batch
+    assert [event["timestamp"] for event in written] == [
+        f"2024-05-01T12:00:00.{n * 1000:06d}Z" for n in range(pulls_module.BATCH + 1)
+    ], "each the time of its GET, not of its writing"
+    assert [event["target"]["mediaType"] for event in written] == [OCI_MANIFEST] * pulls_module.BATCH + [BLOB]
+    assert len({event["id"] for event in written}) == pulls_module.BATCH + 1
