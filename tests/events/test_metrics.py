@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from registry.events import request_metrics
 from registry.events.request_metrics import TALLY, RequestTally
 from registry.events.requests import RequestRecord
 from registry.events.storage_metrics import MeasuredBackend, measured
@@ -204,3 +205,17 @@ def test_no_route_and_unknown_methods_are_one_label_each() -> None:
     tally.observe(record(0.01, route=None, method="BREW"))
     tally.flush()
     assert samples.delta("registry_http_requests_total", handler="none", method="other", code="200") == 1
+
+
+def test_requests_are_added_up_a_batch_at_a_time_and_the_rest_at_each_flush() -> None:
+    samples, tally = Samples(), RequestTally()
+    labels = {"handler": "batch-test", "method": "GET", "code": "200"}
+    for _ in range(request_metrics.BATCH - 1):
+        tally.observe(record(0.01, route="batch-test"))
+    assert not tally.pending, "kept as they came"
+    tally.observe(record(0.01, route="batch-test"))
+    assert tally.pending[("batch-test", "GET", 200)][0] == request_metrics.BATCH, "added up by the one completing it"
+    tally.observe(record(0.01, route="batch-test"))
+    tally.flush()
+    assert samples.delta("registry_http_requests_total", **labels) == request_metrics.BATCH + 1
+    assert not tally.pending and not tally.counted
