@@ -97,11 +97,13 @@ class PullQueue:
     """One endpoint's pull events waiting (encoded: ``PullEvents.encoded``), oldest first: at most ``limit``; when
     full, the oldest is dropped and counted."""
 
-    def __init__(self, endpoint: str, limit: int = MAX_QUEUED, write_captured: Callable[[], None] = lambda: None):
+    def __init__(
+        self, endpoint: str, limit: int = MAX_QUEUED, write_captured: Callable[[], None] = lambda: None
+    ) -> None:
         self.endpoint = endpoint
         self.write_captured = write_captured  # before a take: the events of the pulls captured and not yet written
         self.waiting: deque[str] = deque(maxlen=limit)
-        self.ready = asyncio.Event()  # set when a pull is put; its delivery loop clears it (``unready``)
+        self.ready = asyncio.Event()  # set by ``wake``; its delivery loop clears it (``unready``)
         self._ready = False  # the event's state, read without a call on every put
         self.dropped = 0
         self._warned_at = -WARN_EVERY
