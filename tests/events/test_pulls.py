@@ -320,9 +320,9 @@ def in_request(config: Config) -> Iterator[None]:
         requests_module._current.reset(token)
 
 
-def test_a_pull_written_on_the_get_is_what_the_general_way_writes(tmp_path: Path) -> None:
-    """Each event ``pulled`` queued, the first of a content and client and those after it, is what ``encoded``
-    writes for the values the request had."""
+def test_a_pull_captured_on_the_get_is_written_as_the_general_way_writes(tmp_path: Path) -> None:
+    """The event of each pull ``pulled`` captured, the first of a content and client and those after it, written
+    once the request is over, is what ``encoded`` writes for the values the request had."""
     config = make_config(tmp_path, "inmemory")
     events = PullEvents(Source("registry-1:5000", "instance-1"), config.http, [Endpoint("hook", "http://hooks.test/")])
     with in_request(config):
