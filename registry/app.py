@@ -8,6 +8,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 import httpx
 from sqlalchemy import exc as sql
@@ -148,6 +149,27 @@ def settle_heap() -> None:
     gc.enable()
 
 
+class Sections(NamedTuple):
+    """The sections the app reads from the configuration's raw values (``load_config`` has checked the rest)."""
+
+    policies: Policies  # retention and immutable
+    notifications: Notifications
+    proxy: ProxyConfig  # proxy and proxies
+    validation: IndexValidation  # validation.manifests.indexes
+
+
+def read_sections(config: Config) -> Sections:
+    """Each read once: a mistake in any raises ConfigError. ``registry serve`` reads them before any worker starts,
+    so that a mistake stops it with one line; found by a worker building its app, it would be a traceback, and the
+    supervisor would start that worker again, and again."""
+    return Sections(
+        Policies.from_config(config),
+        Notifications.from_config(config),
+        ProxyConfig.from_config(config),
+        IndexValidation.from_config(config),
+    )
+
+
 def create_app(
     config: Config,
     *,
@@ -157,11 +179,8 @@ def create_app(
     serving: bool = False,  # the process serves this app alone (registry serve): settle_heap once it has started
 ) -> Starlette:
     auth = build_auth(config)
-    policies = Policies.from_config(config)  # a mistake in retention or immutable stops the start
+    policies, notifications, proxy, validation = read_sections(config)  # a mistake in any stops the start
     measuring, health = config.http.debug.metrics, configured(config, worker_directory())
-    notifications = Notifications.from_config(config)  # and one in notifications
-    proxy = ProxyConfig.from_config(config)  # and one in proxy or proxies (registry.proxy)
-    validation = IndexValidation.from_config(config)  # and one in validation.manifests.indexes
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

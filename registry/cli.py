@@ -23,7 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from registry import __version__
-from registry.app import create_app, settle_heap
+from registry.app import create_app, read_sections, settle_heap
 from registry.auth import users
 from registry.auth.build import build_auth
 from registry.auth.htpasswd import HtpasswdError
@@ -34,9 +34,7 @@ from registry.db import migrate
 from registry.db.engine import Database, sqlite_path
 from registry.events import logformat
 from registry.events.debug import DebugServer
-from registry.events.endpoints import Notifications
 from registry.gc import command as gc_command
-from registry.gc.policies import Policies
 from registry.protocol import RegistryHttpProtocol
 from registry.ui.session import share_key_with_workers
 from storage_backends import create_backend
@@ -201,8 +199,7 @@ def _check_storage(config: Config) -> None:
 def serve(config_path: str | None, workers: int | None) -> None:
     config = _load(config_path)
     build_auth(config)  # every auth file is read (and the token key made) once, before any worker starts
-    Policies.from_config(config)  # a retention or immutable rule in error stops here, not in each worker
-    Notifications.from_config(config)  # so does a notification endpoint in error
+    read_sections(config)  # a mistake in retention, notifications, proxy or validation stops here, not in each worker
     _check_storage(config)
     _setup_logging(config)
     for section in config.ignored_sections:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from registry.cli import _uvicorn_options, main
 from registry.config import load_config
@@ -128,3 +129,26 @@ def test_idle_connections_outlive_the_clients_own_idle_timeout(tmp_path: Path) -
     # POST could be sent on a connection being closed, and a POST is not retried
     options = _uvicorn_options(load_config(_config(tmp_path, ""), {}), 1)
     assert options["timeout_keep_alive"] > 90
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("proxy:\n  remoteurl: https://registry-1.docker.io\n  username: alice\n", "proxy.username"),
+        ("validation:\n  manifests:\n    indexes:\n      platforms: 7\n", "validation.manifests.indexes.platforms"),
+        ("notifications:\n  endpoints:\n    - name: hook\n", "notifications.endpoints"),
+        ("retention:\n  rules:\n    - keep: {last: many}\n", "retention.rules"),
+    ],
+)
+def test_serve_refuses_a_section_in_error_before_any_worker_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, section: str, key: str
+) -> None:
+    def started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the workers were started: each would fail building its app, and be started again")
+
+    monkeypatch.setattr(uvicorn, "run", started)
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", _config(tmp_path, f"http:\n  workers: 2\n{section}")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and key in err, err
