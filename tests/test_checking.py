@@ -4,8 +4,10 @@ that HEAD answers 404 and a push uploads it again; damaged bytes are found by ``
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -14,9 +16,11 @@ from registry import cli
 from registry.config import Config, load_config
 from registry.content import paths
 from registry.content.checking import CORRUPT, MISSING, Checker, CheckReport
+from registry.db.engine import Database
 from registry.digests import Digest
-from storage_backends import create_backend
+from storage_backends import CHUNK_SIZE, create_backend
 from storage_backends.base import StorageBackend
+from storage_backends.inmemory import InMemoryBackend
 from tests.api_helpers import digest_of, push_blob, push_image
 from tests.test_importing import database, serving
 
@@ -102,3 +106,31 @@ async def test_registry_check_exits_1_while_a_blob_is_missing_and_0_once_repaire
     assert f"blobs: 1 {MISSING}" in capsys.readouterr().out
     await asyncio.to_thread(cli.main, ["check", str(config_file), "--repair"])
     assert "repaired: 1 blob links dropped; 1 manifests need a push again" in capsys.readouterr().out
+
+
+async def test_deep_hashes_large_chunks_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop goes on reading the other blobs (and hashing on the other cores) while a large chunk is hashed."""
+    hashed_on: list[tuple[int, bool]] = []  # each chunk's length, and whether the event loop's thread hashed it
+    hasher = Digest.hasher
+
+    def spied(digest: Digest) -> Any:
+        real = hasher(digest)
+
+        class Spy:
+            def update(self, chunk: bytes) -> None:
+                hashed_on.append((len(chunk), threading.current_thread() is threading.main_thread()))
+                real.update(chunk)
+
+            def hexdigest(self) -> str:
+                return str(real.hexdigest())
+
+        return Spy()
+
+    monkeypatch.setattr(Digest, "hasher", spied)
+    backend = InMemoryBackend()
+    large, small = b"x" * (CHUNK_SIZE + 1000), b"a config"
+    for data in (large, small):
+        await backend.put_content(paths.blob_path(Digest.parse(digest_of(data))), data)
+    checker = Checker(backend, cast(Database, None), deep=True)
+    assert [await checker._verify(digest_of(data), len(data)) for data in (large, small)] == [None, None]
+    assert hashed_on == [(CHUNK_SIZE, False), (1000, True), (len(small), True)]
