@@ -1,4 +1,4 @@
--- written by `python -m registry.db.migrate` from the migrations up to 0008: do not edit
+-- written by `python -m registry.db.migrate` from the migrations up to 0009: do not edit
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -134,4 +134,16 @@ CREATE TABLE scheduled_jobs (
 	due_at DATETIME NOT NULL, 
 	CONSTRAINT pk_scheduled_jobs PRIMARY KEY (name)
 );
-INSERT INTO alembic_version (version_num) VALUES ('0008');
+CREATE TABLE gc_last_run (
+	id INTEGER NOT NULL, 
+	finished_at DATETIME NOT NULL, 
+	seconds FLOAT NOT NULL, 
+	runner VARCHAR(255) NOT NULL, 
+	manifests INTEGER NOT NULL, 
+	blobs INTEGER NOT NULL, 
+	bytes_freed BIGINT NOT NULL, 
+	links_removed INTEGER NOT NULL, 
+	reviews INTEGER NOT NULL, 
+	CONSTRAINT pk_gc_last_run PRIMARY KEY (id)
+);
+INSERT INTO alembic_version (version_num) VALUES ('0009');

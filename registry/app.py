@@ -55,7 +55,6 @@ from registry.proxy.cache import PullThrough
 from registry.proxy.config import ProxyConfig
 from registry.proxy.namespace import ProxyNamespaces
 from registry.routes import api_routes
-from registry.ui.gc_status import LastRun
 from registry.ui.settings import UiSettings
 from storage_backends import StorageBackend, StorageError, create_backend
 
@@ -202,8 +201,6 @@ def create_app(
         tasks += [collect_until(stop, collector)] if gc.enabled and writable else []
         tasks += [retention_until(stop, db, policies, events=events)] if policies.deletes_tags and writable else []
         collector.observers += [observe_gc] if measuring else []
-        app.state.last_gc = LastRun()  # the UI's garbage collection page shows it
-        collector.observers.append(app.state.last_gc.record)
         tasks += [TALLY.flush_until(stop)] if measuring else []
         if health is not None:  # registry.events.health
             add_checks(health, config, store, db)

@@ -25,7 +25,7 @@ MIGRATION_LOCK = 0x72656769  # any constant shared by every replica
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 # the newest revision in migrations/versions (a test keeps them equal): a database already there starts without
 # loading Alembic at all, which is most of a restart's import time
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 # what the migrations make of a new SQLite database, statement by statement (``python -m registry.db.migrate`` writes
 # it; a test keeps it equal to what they make): a new database gets it in one transaction, without Alembic
 SQLITE_HEAD_SCHEMA = MIGRATIONS_DIR / "sqlite_head.sql"

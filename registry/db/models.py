@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -178,6 +179,22 @@ gc_blob_deletions = Table(
     metadata,
     Column("digest", String(200), primary_key=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
+)
+
+# The collector's last run, whichever worker, replica or ``registry gc`` made it (one row, id 1): the UI's garbage
+# collection page shows it. ``runner``: the host and process that ran it.
+gc_last_run = Table(
+    "gc_last_run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("runner", String(255), nullable=False),
+    Column("manifests", Integer, nullable=False),
+    Column("blobs", Integer, nullable=False),
+    Column("bytes_freed", BigInteger, nullable=False),
+    Column("links_removed", Integer, nullable=False),
+    Column("reviews", Integer, nullable=False),
 )
 
 # The storage the database indexes, recorded when a command first opens it with a storage (one row, id 1):

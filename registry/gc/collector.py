@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,8 +23,9 @@ from typing import Any
 
 from registry.clock import stopped_within
 from registry.config import GcConfig
-from registry.db import reviews
+from registry.db import gc_last_run, reviews
 from registry.db.engine import Database
+from registry.db.gc_last_run import LastRun
 from registry.db.models import utcnow
 from registry.db.sessions import Writer
 from registry.events.sink import EventSink, disabled
@@ -50,10 +53,20 @@ class Report:
         return sum(size for _, size in self.blobs)
 
     def summary(self) -> str:
-        return (
-            f"{len(self.manifests)} manifest(s) and {len(self.blobs)} blob(s) ({self.bytes_freed} bytes), "
-            f"{self.links_removed} repository link(s), after {self.reviews} review(s)"
-        )
+        return summary(self.last_run(utcnow(), 0.0, ""))
+
+    def last_run(self, finished_at: datetime, seconds: float, runner: str) -> LastRun:
+        """What ``gc_last_run`` keeps of it."""
+        manifests, blobs, links, freed = len(self.manifests), len(self.blobs), self.links_removed, self.bytes_freed
+        return LastRun(finished_at, seconds, runner, manifests, blobs, freed, links, self.reviews)
+
+
+def summary(run: LastRun) -> str:
+    """A run in words: the log's, ``registry gc``'s and the UI's."""
+    return (
+        f"{run.manifests} manifest(s) and {run.blobs} blob(s) ({run.bytes_freed} bytes), "
+        f"{run.links_removed} repository link(s), after {run.reviews} review(s)"
+    )
 
 
 class _DryRun(Exception):
@@ -95,9 +108,18 @@ class Collector:
         await self.finish_stale_deletions()
         while await self._manifest_batch(report) + await self._blob_batch(report):
             pass
+        seconds = time.perf_counter() - started
         for observer in self.observers:
-            observer(report, time.perf_counter() - started)
+            observer(report, seconds)
+        await self._record(report.last_run(utcnow(), seconds, f"{socket.gethostname()} pid {os.getpid()}"))
         return report
+
+    async def _record(self, run: LastRun) -> None:
+        """The UI shows the last run, whichever worker made it; a failure to record it fails no run."""
+        try:
+            await self.db.write(partial(gc_last_run.record, run=run), durable=False)
+        except Exception:
+            log.warning("garbage collection: its run could not be recorded for the UI", exc_info=True)
 
     def _per_transaction(self) -> int:
         """Reviews decided in one transaction: many on SQLite, whose one writer makes a commit (and its flush) the

@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from registry.db import queries, ui_queries
+from registry.db import gc_last_run, queries, ui_queries
+from registry.gc.collector import summary
 from registry.names import is_valid_tag
-from registry.ui.gc_status import LastRun
 from registry.ui.pages import path_digest
 from registry.ui.visit import UiError, Visit
 
@@ -94,7 +94,8 @@ async def gc(visit: Visit) -> Response:
         raise UiError(404, "The collector's status is shown to those who see every repository.")
     async with visit.services.db.read() as session:
         counts = await ui_queries.queue_counts(session)
+        last = await gc_last_run.latest(session)
     config = visit.services.config.storage
-    runs: LastRun | None = getattr(visit.request.app.state, "last_gc", None)
-    context = {"counts": counts, "gc": config.gc, "read_only": config.read_only, "last": runs and runs.latest}
+    context = {"counts": counts, "gc": config.gc, "read_only": config.read_only, "last": last}
+    context["summary"] = last and summary(last)
     return visit.render("gc.html", context)

@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import update
 
 from registry.config import Config
+from registry.db import gc_last_run
+from registry.db.gc_last_run import LastRun
 from registry.db.models import blobs
+from registry.db.sessions import Writer
 from registry.gc.collector import Collector, Report
 from registry.handlers.base import Services
 from tests.api_helpers import (
@@ -116,6 +119,21 @@ async def test_a_deleted_image_frees_its_bytes_and_a_shared_layer_survives(gc_cl
         assert await pull_ok(gc_client, "team/app", digest_of(layer))
     assert (await gc_client.get(f"/v2/team/app/manifests/{b}")).status_code == 200
     assert (await collector(gc_client).run_once()).reviews == 0, "nothing is left to review"
+
+
+async def test_a_run_whose_record_fails_still_collects_and_says_so(
+    gc_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(session: Writer, run: LastRun) -> None:
+        raise RuntimeError("no room")
+
+    await push_blob(gc_client, "team/app", b"orphan")
+    monkeypatch.setattr(gc_last_run, "record", broken)
+    report = await collector(gc_client).run_once()
+    assert report.blobs == [(digest_of(b"orphan"), len(b"orphan"))]
+    assert "its run could not be recorded for the UI" in caplog.text and "no room" in caplog.text
+    async with services(gc_client).db.read() as session:
+        assert await gc_last_run.latest(session) is None
 
 
 async def test_a_blob_uploaded_and_never_named_goes_after_the_delay(gc_client: httpx.AsyncClient) -> None:
