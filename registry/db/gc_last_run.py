@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from registry.db.dialect import insert_ignore
+from registry.db.dialect import for_dialect
 from registry.db.models import aware, gc_last_run
 from registry.db.sessions import Reader, Writer
 
@@ -27,10 +28,15 @@ class LastRun:
     reviews: int
 
 
+def _replacing(insert: Any) -> Any:
+    """The row, or, when it is there already (every run after the first anywhere), its values replaced."""
+    values = {column.name: insert.excluded[column.name] for column in gc_last_run.c if column.name != "id"}
+    return insert.on_conflict_do_update(index_elements=["id"], set_=values)
+
+
 async def record(session: Writer, run: LastRun) -> None:
-    values = asdict(run)
-    await insert_ignore(session, gc_last_run, [{"id": ROW_ID, **values}])  # the first run anywhere
-    await session.execute(update(gc_last_run).where(gc_last_run.c.id == ROW_ID).values(**values))
+    statement = for_dialect(session, "gc_last_run", gc_last_run, _replacing)
+    await session.execute(statement, {"id": ROW_ID, **asdict(run)})
 
 
 async def latest(session: Reader) -> LastRun | None:
