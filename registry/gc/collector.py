@@ -53,7 +53,7 @@ class Report:
         return sum(size for _, size in self.blobs)
 
     def summary(self) -> str:
-        return summary(self.last_run(utcnow(), 0.0, ""))
+        return summary(len(self.manifests), len(self.blobs), self.bytes_freed, self.links_removed, self.reviews)
 
     def last_run(self, finished_at: datetime, seconds: float, runner: str) -> LastRun:
         """What ``gc_last_run`` keeps of it."""
@@ -61,11 +61,11 @@ class Report:
         return LastRun(finished_at, seconds, runner, manifests, blobs, freed, links, self.reviews)
 
 
-def summary(run: LastRun) -> str:
+def summary(manifests: int, blobs: int, bytes_freed: int, links_removed: int, reviews: int) -> str:
     """A run in words: the log's, ``registry gc``'s and the UI's."""
     return (
-        f"{run.manifests} manifest(s) and {run.blobs} blob(s) ({run.bytes_freed} bytes), "
-        f"{run.links_removed} repository link(s), after {run.reviews} review(s)"
+        f"{manifests} manifest(s) and {blobs} blob(s) ({bytes_freed} bytes), "
+        f"{links_removed} repository link(s), after {reviews} review(s)"
     )
 
 

@@ -97,5 +97,7 @@ async def gc(visit: Visit) -> Response:
         last = await gc_last_run.latest(session)
     config = visit.services.config.storage
     context = {"counts": counts, "gc": config.gc, "read_only": config.read_only, "last": last}
-    context["summary"] = last and summary(last)
+    context["summary"] = last and summary(
+        last.manifests, last.blobs, last.bytes_freed, last.links_removed, last.reviews
+    )
     return visit.render("gc.html", context)
